@@ -1,0 +1,151 @@
+"""The one evaluator: workload + design + mapping -> :class:`~archsim.result.Result`.
+
+Every mapper's proposal is scored here. Steps: check the mapping; ask each einsum's unit model
+for a :class:`~archsim.units.base.TaskPlan` (timing phases, traffic, energy); run the plans
+through the event-driven engine, which shares memory bandwidth between concurrent tasks; sum
+up per unit, per memory level and per task.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from archsim import engine
+from archsim.errors import MappingError, WorkloadError
+from archsim.mapping import Mapping
+from archsim.result import MemoryStats, Result, TaskRecord, UnitStats
+from archsim.spec import Design, load_design
+from archsim.units.base import PlanContext, TaskPlan
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dataflow import Cascade
+
+
+def _cycles(x: float) -> int:
+    """Round an engine time (float cycles) up to whole cycles, forgiving float noise."""
+    return int(math.ceil(x - 1e-6)) if x > 0 else 0
+
+
+def workload_hash(cascade: "Cascade") -> str:
+    """First 12 hex digits of the SHA-256 of the cascade's canonical YAML."""
+    return hashlib.sha256(cascade.to_yaml().encode()).hexdigest()[:12]
+
+
+def staging_bytes(design: Design, mapping: Mapping, cascade: "Cascade",
+                  resident: dict[str, list[int]] | None = None) -> dict[str, int]:
+    """Einsum -> scratchpad bytes its unit may use for tiles (capacity minus resident tensors)."""
+    resident = resident if resident is not None else mapping.resident_bytes(cascade, design)
+    out = {}
+    for step, e in enumerate(mapping.order):
+        spm = design.unit_models[mapping.binding[e]].scratchpad
+        if spm is None:
+            out[e] = 0
+            continue
+        out[e] = design.memories[spm].capacity_bytes - resident[spm][step]
+    return out
+
+
+def plan_einsum(design: Design, cascade: "Cascade", einsum: str, unit: str,
+                placement: dict[str, str], staging: int,
+                tiling: dict[str, Any] | None = None) -> TaskPlan:
+    """Cost of one einsum on one unit (the unit model's plan)."""
+    ctx = PlanContext(cascade=cascade, einsum=einsum, placement=placement,
+                      staging_bytes=staging, tiling=tiling,
+                      bandwidth_bytes_per_cycle=design.bandwidth_bytes_per_cycle)
+    return design.unit_models[unit].plan(ctx)
+
+
+def simulate(design: Design | str | Path, workload: "Cascade", mapping: Mapping | None = None,
+             *, mapper: str = "greedy", overrides: tuple[str, ...] = ()) -> Result:
+    """Simulate ``workload`` on ``design`` under ``mapping``.
+
+    Args:
+        design: a :class:`Design`, a built-in design name or a design file path.
+        workload: a :class:`dataflow.Cascade`.
+        mapping: how to run it; None asks the mapper named by ``mapper`` (default greedy).
+        overrides: ``--set`` style overrides when ``design`` is a name or path.
+
+    Returns:
+        A :class:`Result`: total cycles and seconds, per-unit busy cycles and utilization,
+        bytes per memory level, energy in pJ by component, and the per-task timeline.
+
+    Raises:
+        MappingError: the mapping is impossible (the message says why).
+    """
+    from archsim import __version__
+
+    if not isinstance(design, Design):
+        design = load_design(design, overrides)
+    elif overrides:
+        design = load_design(design, overrides)
+    if not hasattr(workload, "einsums"):
+        raise WorkloadError(f"workload must be a dataflow.Cascade, got {type(workload).__name__}")
+    if mapping is None:
+        from mappers import get_mapper
+
+        mapping = get_mapper(mapper)(workload, design)
+    mapping.check(workload, design)
+
+    resident = mapping.resident_bytes(workload, design)
+    staging = staging_bytes(design, mapping, workload, resident)
+    plans: dict[str, TaskPlan] = {}
+    for e in mapping.order:
+        plans[e] = plan_einsum(design, workload, e, mapping.binding[e], mapping.placement,
+                               staging[e], mapping.tiling.get(e))
+
+    dag = workload.dag()
+    tasks = [engine.EngineTask(e, mapping.binding[e], plans[e].phases,
+                               tuple(dag.predecessors(e))) for e in mapping.order]
+    timings = engine.run(tasks, design.bandwidth_bytes_per_cycle)
+    makespan = max((t.end for t in timings.values()), default=0.0)
+    cycles = _cycles(makespan)
+
+    texts = {e.name: e.text for e in workload.einsums}
+    timeline: list[TaskRecord] = []
+    for e in mapping.order:
+        t, p = timings[e], plans[e]
+        start, end = _cycles(t.start), _cycles(t.end)
+        timeline.append(TaskRecord(
+            einsum=e, text=texts[e], unit=t.unit, start_cycle=start, end_cycle=end,
+            compute_cycles=p.compute_cycles, stall_cycles=max(end - start - p.compute_cycles, 0),
+            ops=dict(p.ops), read_bytes=dict(p.read_bytes), write_bytes=dict(p.write_bytes),
+            energy_pj=p.unit_energy_pj,
+            phases=[(n, _cycles(a), _cycles(b)) for n, a, b in t.phase_spans],
+            details=p.details,
+        ))
+
+    units: dict[str, UnitStats] = {}
+    for name, spec in design.units.items():
+        recs = [r for r in timeline if r.unit == name]
+        busy = sum(r.end_cycle - r.start_cycle for r in recs)
+        comp = sum(r.compute_cycles for r in recs)
+        useful = sum(plans[r.einsum].useful_cycles for r in recs)
+        units[name] = UnitStats(
+            kind=spec.kind, busy_cycles=busy, compute_cycles=comp,
+            stall_cycles=max(busy - comp, 0),
+            utilization=min(useful / cycles, 1.0) if cycles else 0.0,
+            tasks=len(recs), energy_pj=float(sum(r.energy_pj for r in recs)),
+        )
+    memory: dict[str, MemoryStats] = {}
+    for name, m in design.memories.items():
+        rd = sum(p.read_bytes.get(name, 0) for p in plans.values())
+        wr = sum(p.write_bytes.get(name, 0) for p in plans.values())
+        bw = design.bandwidth_bytes_per_cycle[name]
+        memory[name] = MemoryStats(
+            kind=m.kind, read_bytes=int(rd), write_bytes=int(wr),
+            bandwidth_utilization=min((rd + wr) / (bw * cycles), 1.0) if cycles else 0.0,
+            energy_pj=rd * m.energy.read_pj_per_byte + wr * m.energy.write_pj_per_byte,
+        )
+    energy = {n: u.energy_pj for n, u in units.items()}
+    energy.update({n: m.energy_pj for n, m in memory.items()})
+
+    return Result(
+        cycles=cycles, seconds=cycles / design.clock_hz, clock_hz=design.clock_hz,
+        units=units, memory=memory, energy_breakdown_pj=energy, timeline=timeline,
+        design=design.name, design_hash=design.hash, design_source=design.source,
+        overrides=list(design.overrides), workload=workload.name,
+        workload_hash=workload_hash(workload), mapper=mapping.mapper,
+        archsim_version=__version__, mapping=mapping,
+    )

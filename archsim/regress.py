@@ -1,0 +1,134 @@
+"""Golden cycle-count regression.
+
+Each ``tests/golden/*.json`` file is one case: what to simulate and the figures it produced when
+the file was last updated on purpose::
+
+    {
+      "description": "why this case exists",
+      "design": "npu", "set": [],
+      "workload": {"cascade": "attention"}          # or {"einsum": [...], "ranks": {...}}
+      "mapper": "greedy",
+      "expected": {"cycles": ..., "units": {...}, "memory": {...}, "energy_pj": ...}
+    }
+
+``archsim regress`` re-runs every case and prints a diff of the figures that changed (exit 1);
+``archsim regress --update`` rewrites ``expected`` and prints the same diff, so the change can be
+reviewed and explained in the commit. To add a case, write the file without ``expected`` and run
+``--update``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from archsim.errors import UserError
+
+CASE_KEYS = {"description", "design", "set", "workload", "mapper", "expected"}
+ENERGY_RTOL = 1e-9
+
+
+def run_case(case: dict, source: str = "<case>"):
+    """Simulate one golden case; returns the Result."""
+    import dataflow
+
+    from archsim import simulate
+    from archsim.spec import load_design
+
+    unknown = set(case) - CASE_KEYS
+    if unknown:
+        raise UserError(f"{source}: unknown keys {sorted(unknown)}; expected {sorted(CASE_KEYS)}")
+    wl = case.get("workload") or {}
+    if "cascade" in wl:
+        cascade = dataflow.load_cascade(wl["cascade"], ranks_override=wl.get("ranks"))
+    elif "einsum" in wl:
+        cascade = dataflow.Cascade.from_text(wl["einsum"], wl["ranks"],
+                                             name=wl.get("name", Path(source).stem),
+                                             default_bits=wl.get("bits", 16))
+    else:
+        raise UserError(f"{source}: workload needs 'cascade' or 'einsum' + 'ranks'")
+    design = load_design(case["design"], case.get("set", []))
+    return simulate(design, cascade, mapper=case.get("mapper", "greedy"))
+
+
+def figures(result) -> dict[str, Any]:
+    """The regressed figures of a result."""
+    return {
+        "cycles": result.cycles,
+        "units": {n: {"busy_cycles": u.busy_cycles, "compute_cycles": u.compute_cycles,
+                      "tasks": u.tasks} for n, u in result.units.items()},
+        "memory": {n: {"read_bytes": m.read_bytes, "write_bytes": m.write_bytes}
+                   for n, m in result.memory.items()},
+        "energy_pj": round(result.energy_pj, 3),
+    }
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): d}
+
+
+def diff(old: dict | None, new: dict) -> list[str]:
+    """Lines ``key: old -> new (+x%)`` for every figure that changed."""
+    if old is None:
+        return ["(new case)"]
+    a, b = _flatten(old), _flatten(new)
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if va == vb:
+            continue
+        if isinstance(va, (int, float)) and isinstance(vb, (int, float)):
+            if key.endswith("energy_pj") and abs(va - vb) <= ENERGY_RTOL * max(abs(va), 1):
+                continue
+            pct = f" ({100 * (vb - va) / va:+.3f}%)" if va else ""
+            lines.append(f"{key}: {va:,} -> {vb:,}{pct}")
+        else:
+            lines.append(f"{key}: {va!r} -> {vb!r}")
+    return lines
+
+
+def check(golden_dir: Path, update: bool = False) -> dict[str, list[str]]:
+    """Run every case in ``golden_dir``; returns case name -> diff lines (empty: unchanged)."""
+    if not golden_dir.is_dir():
+        raise UserError(f"{golden_dir}: golden directory not found (run from the repository "
+                        "root or pass --golden DIR)")
+    files = sorted(golden_dir.glob("*.json"))
+    if not files:
+        raise UserError(f"{golden_dir}: no golden case files (*.json)")
+    out: dict[str, list[str]] = {}
+    for f in files:
+        try:
+            case = json.loads(f.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{f}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        new = figures(run_case(case, str(f)))
+        lines = diff(case.get("expected"), new)
+        out[f.stem] = lines
+        if update and lines:
+            case["expected"] = new
+            f.write_text(json.dumps(case, indent=2) + "\n")
+    return out
+
+
+def main(golden_dir: Path, update: bool = False) -> int:
+    """CLI body of ``archsim regress``; returns the exit code."""
+    results = check(golden_dir, update)
+    changed = {k: v for k, v in results.items() if v}
+    for name, lines in results.items():
+        status = "changed" if lines else "ok"
+        if update and lines:
+            status = "updated"
+        print(f"{name}: {status}")
+        for line in lines:
+            print(f"    {line}")
+    if changed and not update:
+        print(f"{len(changed)} of {len(results)} golden cases differ; if the change is intended, "
+              "run `archsim regress --update` and say why in the commit message")
+        return 1
+    print(f"{len(results)} golden cases, {len(changed)} {'updated' if update else 'changed'}")
+    return 0

@@ -1,0 +1,368 @@
+"""Design files: YAML -> validated, immutable specs.
+
+A design file describes hardware only (never a workload)::
+
+    name: npu
+    clock_hz: 1.0e9            # reference clock: every cycle count in a Result is of this clock
+    units:                     # blocks that execute einsums; `kind` selects the unit model
+      sa: {kind: systolic_array, rows: 128, cols: 128, dataflow: ws, scratchpad: spm, ...}
+    memories:                  # storage levels; `backing` is the next level out
+      spm: {kind: sram, capacity_bytes: 2097152, bandwidth_bytes_per_s: 4.0e12, backing: hbm, ...}
+      hbm: {kind: dram, capacity_bytes: 34359738368, bandwidth_bytes_per_s: 1.024e12, ...}
+
+Rules: duplicate keys and unknown keys are errors; every error names the file (and line), the
+key path and what was expected. Units are part of every key name (``_hz``, ``_bytes``,
+``_bytes_per_s``, ``_pj``). ``--set path.to.key=value`` overrides any key before validation.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+from pydantic import (
+    BaseModel,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+)
+
+from archsim.errors import DesignError
+from archsim.units import UNIT_KINDS, StrictModel, UnitModel, UnitSpec
+from dataflow.yamlio import FormatError, load_yaml_strict
+
+
+class MemoryEnergy(StrictModel):
+    """Energy per byte moved."""
+
+    read_pj_per_byte: NonNegativeFloat
+    write_pj_per_byte: NonNegativeFloat
+
+
+class MemorySpec(StrictModel):
+    """A storage level. ``backing`` names the level its data comes from (None: outermost)."""
+
+    kind: Literal["sram", "dram"]
+    capacity_bytes: PositiveInt
+    bandwidth_bytes_per_s: PositiveFloat
+    backing: str | None = None
+    energy: MemoryEnergy
+    description: str = ""
+
+
+class DesignFile(StrictModel):
+    """Top level of a design file. Unit entries are validated by their ``kind``'s spec."""
+
+    name: str
+    description: str = ""
+    clock_hz: PositiveFloat
+    units: dict[str, dict[str, Any]]
+    memories: dict[str, MemorySpec]
+    references: list[str] = []
+
+
+# --------------------------------------------------------------------------- Design
+@dataclass(frozen=True)
+class Design:
+    """A validated design: units and memories, plus where it came from.
+
+    Attributes:
+        name: design name (from the file).
+        clock_hz: reference clock; cycle counts in results are in this clock.
+        units: unit name -> validated spec (a subclass of :class:`UnitSpec`).
+        memories: memory name -> :class:`MemorySpec`.
+        source: the file it was read from.
+        overrides: the ``--set`` overrides applied, in order.
+        resolved: the design as plain data after overrides (what ``designs show`` prints).
+    """
+
+    name: str
+    description: str
+    clock_hz: float
+    units: Mapping[str, UnitSpec]
+    memories: Mapping[str, MemorySpec]
+    source: str
+    overrides: tuple[str, ...] = ()
+    resolved: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    references: tuple[str, ...] = ()
+
+    @cached_property
+    def hash(self) -> str:
+        """First 12 hex digits of the SHA-256 of the resolved design (identity in results)."""
+        canon = json.dumps(_jsonable(self.resolved), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+    @cached_property
+    def unit_models(self) -> dict[str, UnitModel]:
+        """Unit name -> timing/energy model instance."""
+        return {n: UNIT_KINDS[s.kind](n, s, self) for n, s in self.units.items()}
+
+    @cached_property
+    def bandwidth_bytes_per_cycle(self) -> dict[str, float]:
+        """Memory name -> bandwidth in bytes per reference-clock cycle."""
+        return {n: m.bandwidth_bytes_per_s / self.clock_hz for n, m in self.memories.items()}
+
+    def outermost_memory(self, level: str) -> str:
+        """Follow ``backing`` from ``level`` to the outermost memory level."""
+        seen = []
+        while self.memories[level].backing is not None:
+            seen.append(level)
+            level = self.memories[level].backing
+        return level
+
+    def to_yaml(self) -> str:
+        """The resolved design as YAML text."""
+        return yaml.safe_dump(_jsonable(self.resolved), sort_keys=False)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+# --------------------------------------------------------------------------- lookup
+def builtin_designs_dir() -> Path:
+    """Directory of the built-in design files (installed package data, or the checkout)."""
+    try:
+        d = resources.files("archsim.designs")
+        if d.joinpath("npu.yaml").is_file():
+            return Path(str(d))
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "designs"
+
+
+def builtin_designs() -> list[str]:
+    """Names of the built-in designs."""
+    return sorted(p.stem for p in builtin_designs_dir().glob("*.yaml"))
+
+
+def resolve_design_path(name_or_path: str | Path) -> Path:
+    """Path of a design given as a built-in name or a file path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists() or "/" in str(name_or_path):
+        if not p.is_file():
+            raise DesignError(f"{p}: design file not found")
+        return p
+    cand = builtin_designs_dir() / f"{name_or_path}.yaml"
+    if not cand.is_file():
+        raise DesignError(f"unknown design {str(name_or_path)!r}; built-in designs: "
+                          f"{', '.join(builtin_designs())} (or give a path to a .yaml file)")
+    return cand
+
+
+# --------------------------------------------------------------------------- overrides
+def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
+    """Split ``a.b.c=value`` into a key path and a YAML-parsed value."""
+    if "=" not in text:
+        raise DesignError(f"--set {text!r}: expected path.to.key=value")
+    key, _, raw = text.partition("=")
+    path = tuple(k.strip() for k in key.strip().split("."))
+    if not key.strip() or any(not k for k in path):
+        raise DesignError(f"--set {text!r}: expected path.to.key=value with a non-empty key path")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise DesignError(f"--set {text!r}: value is not valid YAML ({exc.problem})") from None
+    return path, value
+
+
+def apply_overrides(data: dict, overrides: Sequence[str], source: str) -> dict[tuple, str]:
+    """Apply ``--set`` overrides to ``data`` in place.
+
+    Returns key path -> the override text, so errors can point at the override. Every key but
+    the last must exist; the last may be new (validation then says whether it is allowed).
+    """
+    origin: dict[tuple, str] = {}
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for i, k in enumerate(path[:-1]):
+            if not isinstance(node, dict) or k not in node:
+                where = ".".join(path[:i]) or "the top level"
+                keys = ", ".join(map(str, node)) if isinstance(node, dict) else "(not a mapping)"
+                raise DesignError(f"--set {text}: {source} has no key {k!r} under {where} "
+                                  f"(keys there: {keys})")
+            node = node[k]
+        if not isinstance(node, dict):
+            raise DesignError(f"--set {text}: {'.'.join(path[:-1])} in {source} is not a mapping")
+        node[path[-1]] = value
+        origin[path] = text
+    return origin
+
+
+# --------------------------------------------------------------------------- errors
+def _describe(tp: Any) -> str:
+    """Short human description of a type annotation."""
+    origin = typing.get_origin(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return "a mapping with keys " + ", ".join(tp.model_fields)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _model_at(root: type[BaseModel], loc: Sequence[Any], data: Any) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at ``loc`` (None if not a model)."""
+    cls: Any = root
+    node = data
+    for part in loc:
+        if cls is DesignFile and part == "units":
+            cls, node = "units", node.get("units", {}) if isinstance(node, dict) else {}
+            continue
+        if cls == "units":
+            entry = node.get(part, {}) if isinstance(node, dict) else {}
+            kind = entry.get("kind") if isinstance(entry, dict) else None
+            cls, node = (UNIT_KINDS[kind].spec_class if kind in UNIT_KINDS else None), entry
+            continue
+        if isinstance(cls, type) and issubclass(cls, BaseModel):
+            f = cls.model_fields.get(str(part))
+            if f is None:
+                return None
+            ann = f.annotation
+            node = node.get(part) if isinstance(node, dict) else None
+            args = typing.get_args(ann)
+            if typing.get_origin(ann) is dict and len(args) == 2:
+                cls = ("dict", args[1])
+            else:
+                cls = ann
+            continue
+        if isinstance(cls, tuple) and cls[0] == "dict":
+            cls = cls[1]
+            node = node.get(part) if isinstance(node, dict) else None
+            continue
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def _format_pydantic(err: dict, root: type[BaseModel], data: Any, prefix: tuple) -> tuple:
+    """(key path, message) for one pydantic error."""
+    loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    etype = err["type"]
+    found = err.get("input")
+    if etype == "extra_forbidden":
+        parent = _model_at(root, loc[:-1], data)
+        allowed = ", ".join(parent.model_fields) if parent else "?"
+        return loc, f"unknown key {loc[-1]!r}; expected one of: {allowed}"
+    if etype == "missing":
+        parent = _model_at(root, loc[:-1], data)
+        want = ""
+        if parent is not None and str(loc[-1]) in parent.model_fields:
+            want = f" ({_describe(parent.model_fields[str(loc[-1])].annotation)})"
+        return loc, f"missing required key {loc[-1]!r}{want}"
+    msg = err["msg"]
+    if msg.startswith("Input should be "):
+        msg = "expected " + msg[len("Input should be "):]
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    else:
+        msg = "expected: " + msg[0].lower() + msg[1:]
+    return loc, f"{msg}, found {found!r}"
+
+
+def _where(source: str, lines: Mapping[tuple, int], origin: Mapping[tuple, str], path: tuple) -> str:
+    for i in range(len(path), 0, -1):
+        if tuple(path[:i]) in origin:
+            return f"{source} (--set {origin[tuple(path[:i])]})"
+    for i in range(len(path), -1, -1):
+        ln = lines.get(tuple(path[:i]))
+        if ln:
+            return f"{source}:{ln}"
+    return source
+
+
+def _raise(source: str, lines, origin, path: tuple, message: str, more: int = 0) -> None:
+    key = ".".join(str(p) for p in path) or "(top level)"
+    extra = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    raise DesignError(f"{_where(source, lines, origin, path)}: {key}: {message}{extra}")
+
+
+# --------------------------------------------------------------------------- loading
+def load_design(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Design:
+    """Load, override and validate a design.
+
+    Args:
+        name_or_path: a built-in design name (``npu``) or a path to a YAML file.
+        overrides: ``path.to.key=value`` strings applied before validation.
+
+    Raises:
+        DesignError: with file, line, key path and what was expected.
+    """
+    if isinstance(name_or_path, Design):
+        if overrides:
+            return design_from_data(dict(name_or_path.resolved), name_or_path.source, overrides)
+        return name_or_path
+    path = resolve_design_path(name_or_path)
+    try:
+        data, lines = load_yaml_strict(path, filename=str(path), with_lines=True)
+    except FormatError as exc:
+        raise DesignError(str(exc)) from None
+    return design_from_data(data, str(path), overrides, lines)
+
+
+def design_from_data(data: Any, source: str = "<design>", overrides: Sequence[str] = (),
+                     lines: Mapping[tuple, int] | None = None) -> Design:
+    """Validate plain design data (as read from YAML). See :func:`load_design`."""
+    import copy
+
+    lines = lines or {}
+    if not isinstance(data, dict):
+        raise DesignError(f"{source}: expected a mapping at the top level, found "
+                          f"{type(data).__name__}")
+    data = copy.deepcopy(data)
+    origin = apply_overrides(data, overrides, source)
+    try:
+        top = DesignFile.model_validate(data)
+    except ValidationError as exc:
+        errs = exc.errors()
+        path, msg = _format_pydantic(errs[0], DesignFile, data, ())
+        _raise(source, lines, origin, path, msg, len(errs) - 1)
+    units: dict[str, UnitSpec] = {}
+    for uname, entry in top.units.items():
+        kind = entry.get("kind")
+        if kind not in UNIT_KINDS:
+            _raise(source, lines, origin, ("units", uname, "kind"),
+                   f"expected one of {', '.join(sorted(UNIT_KINDS))}, found {kind!r}")
+        try:
+            units[uname] = UNIT_KINDS[kind].spec_class.model_validate(entry)
+        except ValidationError as exc:
+            errs = exc.errors()
+            path, msg = _format_pydantic(errs[0], DesignFile, data, ("units", uname))
+            _raise(source, lines, origin, path, msg, len(errs) - 1)
+    if not units:
+        _raise(source, lines, origin, ("units",), "expected at least one unit")
+    mems = dict(top.memories)
+    if not mems:
+        _raise(source, lines, origin, ("memories",), "expected at least one memory level")
+    for mname, m in mems.items():
+        if m.backing is not None and m.backing not in mems:
+            _raise(source, lines, origin, ("memories", mname, "backing"),
+                   f"expected one of the memories ({', '.join(mems)}), found {m.backing!r}")
+        seen, cur = {mname}, m.backing
+        while cur is not None:
+            if cur in seen:
+                _raise(source, lines, origin, ("memories", mname, "backing"),
+                       f"expected a chain ending at an outermost memory, found a cycle through "
+                       f"{cur!r}")
+            seen.add(cur)
+            cur = mems[cur].backing
+    for uname, u in units.items():
+        spm = getattr(u, "scratchpad", None)
+        if spm is not None and spm not in mems:
+            _raise(source, lines, origin, ("units", uname, "scratchpad"),
+                   f"expected one of the memories ({', '.join(mems)}), found {spm!r}")
+    return Design(
+        name=top.name, description=top.description, clock_hz=top.clock_hz, units=units,
+        memories=mems, source=source, overrides=tuple(overrides), resolved=data,
+        references=tuple(top.references),
+    )

@@ -1,0 +1,36 @@
+"""Unit models: timing and energy of the blocks a design is built from.
+
+A unit kind is registered here with :func:`register_unit`; a design file selects it with
+``kind: <name>``. See README "Adding a unit" for the recipe.
+"""
+from __future__ import annotations
+
+from archsim.units.base import (
+    Phase,
+    PlanContext,
+    StrictModel,
+    TaskPlan,
+    UnitModel,
+    UnitSpec,
+)
+from archsim.units.systolic import SystolicArray
+from archsim.units.vector import VectorUnit
+
+UNIT_KINDS: dict[str, type[UnitModel]] = {}
+
+
+def register_unit(model: type[UnitModel]) -> type[UnitModel]:
+    """Make a unit model available to design files under ``kind: model.kind``."""
+    if not model.kind:
+        raise ValueError(f"{model.__name__} has no kind")
+    UNIT_KINDS[model.kind] = model
+    return model
+
+
+register_unit(SystolicArray)
+register_unit(VectorUnit)
+
+__all__ = [
+    "Phase", "PlanContext", "StrictModel", "TaskPlan", "UnitModel", "UnitSpec",
+    "SystolicArray", "VectorUnit", "UNIT_KINDS", "register_unit",
+]

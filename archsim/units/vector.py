@@ -1,0 +1,135 @@
+"""Vector (SIMD) unit: element-wise and reduction einsums.
+
+Timing: the unit has ``lanes`` lanes; an operation of kind ``k`` occupies a lane for
+``cycles_per_op.k`` cycles (1 for a fully pipelined operation, more for an iterative divider or
+a transcendental unit shared between lanes). An einsum with ``ops[k]`` operations of each kind
+takes ``ceil(sum_k ops[k] * cycles_per_op[k] / lanes) + pipeline_latency_cycles`` cycles when
+memory keeps up. Operands stream through the unit's scratchpad: each input element the einsum
+touches is read once from its home level, each output element written once (broadcast operands,
+such as a per-row maximum, are assumed to stay in the unit's registers while they are reused).
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+
+from archsim.errors import MappingError
+from archsim.units.base import Phase, PlanContext, StrictModel, TaskPlan, UnitModel, UnitSpec
+
+OP_KINDS: tuple[str, ...] = ("mac", "add", "mul", "max", "exp", "div", "sqrt")
+
+
+class OpCycles(StrictModel):
+    """Lane cycles per operation, by kind (1 = one result per lane per cycle)."""
+
+    mac: PositiveFloat
+    add: PositiveFloat
+    mul: PositiveFloat
+    max: PositiveFloat
+    exp: PositiveFloat
+    div: PositiveFloat
+    sqrt: PositiveFloat
+
+
+class OpEnergy(StrictModel):
+    """Energy per operation, by kind."""
+
+    mac_pj: NonNegativeFloat
+    add_pj: NonNegativeFloat
+    mul_pj: NonNegativeFloat
+    max_pj: NonNegativeFloat
+    exp_pj: NonNegativeFloat
+    div_pj: NonNegativeFloat
+    sqrt_pj: NonNegativeFloat
+
+
+class VectorUnitSpec(UnitSpec):
+    """Design-file entry of a vector unit (``kind: vector_unit``)."""
+
+    kind: Literal["vector_unit"]
+    lanes: PositiveInt
+    scratchpad: str
+    cycles_per_op: OpCycles
+    pipeline_latency_cycles: NonNegativeInt = 0
+    energy: OpEnergy
+
+
+class VectorUnit(UnitModel):
+    """Timing and energy of any einsum on a SIMD vector unit."""
+
+    kind = "vector_unit"
+    spec_class = VectorUnitSpec
+
+    def peak_ops_per_cycle(self) -> float:
+        """Peak single-cycle operations per unit cycle (= lanes)."""
+        return float(self.spec.lanes)
+
+    def unsupported_reason(self, cascade, einsum: str) -> str | None:
+        """A vector unit runs every einsum whose operation kinds it has costs for."""
+        unknown = set(cascade.ops(einsum)) - set(OP_KINDS)
+        if unknown:
+            return f"no cost for operation kinds {sorted(unknown)}"
+        return None
+
+    def plan(self, ctx: PlanContext) -> TaskPlan:
+        """Cost of streaming the einsum's operands through the lanes once."""
+        cas = ctx.cascade
+        reason = self.unsupported_reason(cas, ctx.einsum)
+        if reason:
+            raise MappingError(f"einsum {ctx.einsum!r} cannot run on vector unit {self.name!r}: "
+                               f"{reason}")
+        spec = self.spec
+        ops = cas.ops(ctx.einsum)
+        lane_cycles = sum(n * getattr(spec.cycles_per_op, k) for k, n in ops.items())
+        stream_unit_cycles = math.ceil(lane_cycles / spec.lanes - 1e-9)
+        unit_cycles = stream_unit_cycles + (spec.pipeline_latency_cycles if lane_cycles else 0)
+        scale = self.cycle_scale
+        spm = spec.scratchpad
+
+        reads: dict[str, int] = {}
+        writes: dict[str, int] = {}
+
+        def add(d, level, nbytes):
+            if nbytes:
+                d[level] = d.get(level, 0) + int(nbytes)
+
+        staged_el_bytes = 0.0
+        for tensor, (r, w) in cas.einsum_tensor_bytes(ctx.einsum).items():
+            home = ctx.placement[tensor]
+            el = cas.tensors[tensor].bits / 8
+            if r:
+                add(reads, spm, r)
+                if home != spm:
+                    add(reads, home, r)
+                    add(writes, spm, r)
+                    staged_el_bytes += el
+            if w:
+                add(writes, spm, w)
+                if home != spm:
+                    add(reads, spm, w)
+                    add(writes, home, w)
+                    staged_el_bytes += el
+        # double-buffered staging of one lane-vector per staged operand
+        need = int(2 * spec.lanes * staged_el_bytes)
+        if need > ctx.staging_bytes:
+            raise MappingError(
+                f"einsum {ctx.einsum!r} on {self.name!r}: staging needs {need} bytes in "
+                f"{spm!r} but only {ctx.staging_bytes} are free")
+
+        traffic = {lvl: reads.get(lvl, 0) + writes.get(lvl, 0) for lvl in set(reads) | set(writes)}
+        phases = [Phase("stream", stream_unit_cycles * scale, traffic)]
+        if unit_cycles > stream_unit_cycles:
+            phases.append(Phase("pipeline drain", spec.pipeline_latency_cycles * scale, {}))
+        energy = sum(n * getattr(spec.energy, f"{k}_pj") for k, n in ops.items())
+        return TaskPlan(
+            phases=phases,
+            compute_cycles=int(math.ceil(unit_cycles * scale - 1e-9)),
+            ops=dict(ops),
+            read_bytes=reads,
+            write_bytes=writes,
+            unit_energy_pj=energy,
+            useful_cycles=lane_cycles / spec.lanes * scale,
+            details={"lane_cycles": lane_cycles, "unit_compute_cycles": unit_cycles},
+        )
