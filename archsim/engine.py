@@ -9,10 +9,14 @@ Model
   ``compute_cycles`` of its unit and moves ``bytes[level]`` on each memory level; both progress
   together (a fluid model): at progress rate ``x`` (fraction of the phase per cycle) the phase
   uses ``x * bytes[level]`` bytes/cycle of each level and never exceeds ``x = 1/compute_cycles``.
-* Bandwidth of each level is split among the phases using it by *progressive filling*
-  (max-min fairness): all phases speed up together, in proportion to the speed at which they
-  would run alone on their busiest level, until a phase reaches its compute bound or a level it
-  uses is saturated; then the others keep growing. No level is ever over-subscribed.
+* Bandwidth is shared by *dominant resource fairness* computed by progressive filling: a
+  phase's share of a level is the fraction of that level's bandwidth it uses, its *dominant*
+  share the largest of these; all phases' dominant shares grow together until a phase reaches
+  its compute bound or a level it uses saturates, then the others keep growing. No level is
+  ever over-subscribed, and a phase limited elsewhere leaves its unused share to the others.
+* Like any work-conserving sharing with precedence constraints, this admits scheduling
+  anomalies (Graham, 1969): a task finishing sooner can move another's contention so that the
+  total grows slightly. Tests bound their size; without concurrency there are none.
 * Between two events (a phase finishing) rates are constant, so time jumps from event to event.
 
 The engine knows nothing about devices: units and memory levels are names, and what a phase
@@ -55,7 +59,7 @@ class TaskTiming:
 def _fill_rates(active: list[tuple[int, Phase]], bw: Mapping[str, float]) -> dict[int, float]:
     """Progress rates (phase fraction per cycle) of the active phases by progressive filling."""
     rates: dict[int, float] = {}
-    weight: dict[int, float] = {}  # T_i: cycles the phase needs on its busiest level alone
+    weight: dict[int, float] = {}  # T_i: cycles the phase needs on its dominant level alone
     unfrozen: set[int] = set()
     for key, ph in active:
         cap = 1.0 / ph.compute_cycles if ph.compute_cycles > 0 else math.inf
@@ -68,7 +72,7 @@ def _fill_rates(active: list[tuple[int, Phase]], bw: Mapping[str, float]) -> dic
     phases = dict(active)
     used = {l: 0.0 for l in bw}
     while unfrozen:
-        # s: common normalised speed; phase i runs at x_i = s / T_i
+        # s: common dominant share; phase i runs at x_i = s / T_i
         s_next = math.inf
         sat_levels = []
         coef: dict[str, float] = {}

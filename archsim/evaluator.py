@@ -8,6 +8,7 @@ up per unit, per memory level and per task.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,8 +30,15 @@ def _cycles(x: float) -> int:
 
 
 def workload_hash(cascade: "Cascade") -> str:
-    """First 12 hex digits of the SHA-256 of the cascade's canonical YAML."""
-    return hashlib.sha256(cascade.to_yaml().encode()).hexdigest()[:12]
+    """First 12 hex digits of the SHA-256 of the cascade's content (ranks, tensors, einsums)."""
+    canon = {
+        "ranks": sorted(cascade.ranks.items()),
+        "tensors": sorted((t.name, list(t.ranks), t.bits, sorted((t.extents or {}).items()))
+                          for t in cascade.tensors.values()),
+        "einsums": [(e.name, e.text) for e in cascade.einsums],
+    }
+    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def staging_bytes(design: Design, mapping: Mapping, cascade: "Cascade",

@@ -6,7 +6,8 @@ the file was last updated on purpose::
     {
       "description": "why this case exists",
       "design": "npu", "set": [],
-      "workload": {"cascade": "attention"}          # or {"einsum": [...], "ranks": {...}}
+      "workload": {"cascade": "attention"},  # or {"einsum": [...], "ranks": {...}}
+                                             # or {"random": {"n": 200, "seed": 1, ...}}
       "mapper": "greedy",
       "expected": {"cycles": ..., "units": {...}, "memory": {...}, "energy_pj": ...}
     }
@@ -45,8 +46,10 @@ def run_case(case: dict, source: str = "<case>"):
         cascade = dataflow.Cascade.from_text(wl["einsum"], wl["ranks"],
                                              name=wl.get("name", Path(source).stem),
                                              default_bits=wl.get("bits", 16))
+    elif "random" in wl:
+        cascade = dataflow.random_cascade(**wl["random"])
     else:
-        raise UserError(f"{source}: workload needs 'cascade' or 'einsum' + 'ranks'")
+        raise UserError(f"{source}: workload needs 'cascade', 'einsum' + 'ranks' or 'random'")
     design = load_design(case["design"], case.get("set", []))
     return simulate(design, cascade, mapper=case.get("mapper", "greedy"))
 

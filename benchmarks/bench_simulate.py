@@ -47,7 +47,7 @@ def main() -> None:
     t, res = timed(with_load, args.repeat)
     rows.append({"benchmark": "gemm_1024x4096x1024_with_load", "seconds": t, "cycles": res.cycles})
 
-    big = dataflow.random_cascade(1000, seed=0)
+    big = dataflow.random_cascade(1000, seed=0, max_rank_size=256)
     t, res = timed(lambda: simulate(design, big), max(3, args.repeat // 5))
     rows.append({"benchmark": "random_1000_einsums", "seconds": t, "cycles": res.cycles,
                  "einsums": len(big.einsums)})

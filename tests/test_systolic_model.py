@@ -79,3 +79,25 @@ def test_tiling_sums_over_tiles(df):
     # untiled equals the plain GEMM
     cyc, _ = tiled_totals(M, N, K, np.array([M]), np.array([N]), np.array([K]), R, C, df)
     assert int(cyc[0]) == gemm_compute_cycles(M, N, K, R, C, df)
+
+
+@pytest.mark.parametrize("order", ["mnk", "mkn", "nmk", "nkm", "kmn", "knm"])
+def test_loop_factors_match_a_brute_force_tile_walk(order):
+    """Walk the tile loops and count refetches of each operand with one tile buffered."""
+    from archsim.units.systolic import _loop_factors
+
+    trips = {"m": 3, "n": 4, "k": 2}
+    uses = {"a": "mk", "b": "kn", "out": "mn"}
+    fetches = {t: 0 for t in uses}
+    held = {t: None for t in uses}
+    for idx in itertools.product(*(range(trips[d]) for d in order)):
+        pos = dict(zip(order, idx))
+        for t, dims in uses.items():
+            key = tuple(pos[d] for d in dims)
+            if key != held[t]:
+                fetches[t] += 1
+                held[t] = key
+    f = _loop_factors(order, {d: np.int64(v) for d, v in trips.items()})
+    tiles = {t: int(np.prod([trips[d] for d in dims])) for t, dims in uses.items()}
+    for t in uses:
+        assert fetches[t] == int(f[t]) * tiles[t], (order, t)

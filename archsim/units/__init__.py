@@ -10,6 +10,7 @@ from archsim.units.base import (
     PlanContext,
     StrictModel,
     TaskPlan,
+    Traffic,
     UnitModel,
     UnitSpec,
 )
@@ -31,6 +32,6 @@ register_unit(SystolicArray)
 register_unit(VectorUnit)
 
 __all__ = [
-    "Phase", "PlanContext", "StrictModel", "TaskPlan", "UnitModel", "UnitSpec",
+    "Phase", "PlanContext", "StrictModel", "TaskPlan", "Traffic", "UnitModel", "UnitSpec",
     "SystolicArray", "VectorUnit", "UNIT_KINDS", "register_unit",
 ]

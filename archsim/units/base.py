@@ -48,6 +48,40 @@ class Phase:
     bytes: Mapping[str, float] = field(default_factory=dict)
 
 
+class Traffic:
+    """Bytes one task reads from and writes to each memory level, built up move by move."""
+
+    def __init__(self) -> None:
+        self.reads: dict[str, float] = {}
+        self.writes: dict[str, float] = {}
+
+    def read(self, level: str, nbytes: float) -> None:
+        """The task reads ``nbytes`` from ``level``."""
+        if nbytes:
+            self.reads[level] = self.reads.get(level, 0) + nbytes
+
+    def write(self, level: str, nbytes: float) -> None:
+        """The task writes ``nbytes`` to ``level``."""
+        if nbytes:
+            self.writes[level] = self.writes.get(level, 0) + nbytes
+
+    def move(self, src: str, dst: str, nbytes: float) -> None:
+        """Copy ``nbytes`` from ``src`` to ``dst`` (nothing when they are the same level)."""
+        if src != dst:
+            self.read(src, nbytes)
+            self.write(dst, nbytes)
+
+    def totals(self) -> dict[str, float]:
+        """Level -> bytes read + written."""
+        return {lvl: self.reads.get(lvl, 0) + self.writes.get(lvl, 0)
+                for lvl in {**self.reads, **self.writes}}
+
+    def as_ints(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(read_bytes, write_bytes) per level, rounded to whole bytes."""
+        return ({k: int(round(v)) for k, v in self.reads.items()},
+                {k: int(round(v)) for k, v in self.writes.items()})
+
+
 @dataclass
 class TaskPlan:
     """What running one einsum on one unit costs, before any sharing with other tasks.

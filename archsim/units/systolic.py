@@ -52,6 +52,7 @@ from archsim.units.base import (
     PlanContext,
     StrictModel,
     TaskPlan,
+    Traffic,
     UnitModel,
     UnitSpec,
 )
@@ -258,34 +259,24 @@ class SystolicArray(UnitModel):
         f = {k: int(v) for k, v in _loop_factors(order, trips).items()}
 
         size = {"a": M * K, "b": K * N, "out": M * N}
-        reads: dict[str, float] = {}
-        writes: dict[str, float] = {}
-
-        def add(d, level, nbytes):
-            if nbytes:
-                d[level] = d.get(level, 0) + nbytes
-
+        traffic = Traffic()
         # array <-> scratchpad (SCALE-Sim style element counts, times element size)
-        add(reads, spm, B * (int(acc["a_reads"]) * el["a"] + int(acc["b_reads"]) * el["b"]
-                             + int(acc["out_reads"]) * el["out"]))
-        add(writes, spm, B * int(acc["out_writes"]) * el["out"])
-        # scratchpad <-> home levels for staged operands
+        traffic.read(spm, B * (int(acc["a_reads"]) * el["a"] + int(acc["b_reads"]) * el["b"]
+                               + int(acc["out_reads"]) * el["out"]))
+        traffic.write(spm, B * int(acc["out_writes"]) * el["out"])
+        # scratchpad <-> home levels for staged operands; partial sums written back and
+        # re-fetched when the K loop is outside the output's innermost loop
         moved = {}
         for t in ("a", "b"):
             if staged[t]:
-                nbytes = B * size[t] * f[t] * el[t]
-                moved[t] = nbytes
-                add(reads, home[t], nbytes)
-                add(writes, spm, nbytes)
+                moved[t] = B * size[t] * f[t] * el[t]
+                traffic.move(home[t], spm, moved[t])
         if staged["out"]:
             w = B * size["out"] * f["out"] * el["out"]
             r = B * size["out"] * (f["out"] - 1) * el["out"]
             moved["out"] = w + r
-            add(writes, home["out"], w)
-            add(reads, spm, w)
-            if r:
-                add(reads, home["out"], r)
-                add(writes, spm, r)
+            traffic.move(spm, home["out"], w)
+            traffic.move(home["out"], spm, r)
 
         # phases: first input tiles, steady stream, last output tile
         tile_bytes = {"a": min(Tm, M) * min(Tk, K) * el["a"], "b": min(Tk, K) * min(Tn, N) * el["b"],
@@ -299,7 +290,7 @@ class SystolicArray(UnitModel):
         if staged["out"]:
             epi[home["out"]] = epi.get(home["out"], 0) + tile_bytes["out"]
             epi[spm] = epi.get(spm, 0) + tile_bytes["out"]
-        total = {lvl: reads.get(lvl, 0) + writes.get(lvl, 0) for lvl in set(reads) | set(writes)}
+        total = traffic.totals()
         steady = {lvl: max(total[lvl] - pro.get(lvl, 0) - epi.get(lvl, 0), 0.0) for lvl in total}
         phases = []
         if pro:
@@ -309,6 +300,7 @@ class SystolicArray(UnitModel):
             phases.append(Phase("write back last tile", 0.0, epi))
 
         macs = B * M * N * K
+        reads, writes = traffic.as_ints()
         details = {
             "dataflow": self.spec.dataflow,
             "gemm": {"B": B, "M": M, "N": N, "K": K},
@@ -323,8 +315,8 @@ class SystolicArray(UnitModel):
             phases=phases,
             compute_cycles=compute_cycles,
             ops={"mac": macs},
-            read_bytes={k: int(round(v)) for k, v in reads.items()},
-            write_bytes={k: int(round(v)) for k, v in writes.items()},
+            read_bytes=reads,
+            write_bytes=writes,
             unit_energy_pj=macs * self.spec.energy.mac_pj,
             useful_cycles=macs / (self.rows * self.cols) * self.cycle_scale,
             details=details,

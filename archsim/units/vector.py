@@ -16,7 +16,15 @@ from typing import Literal
 from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 from archsim.errors import MappingError
-from archsim.units.base import Phase, PlanContext, StrictModel, TaskPlan, UnitModel, UnitSpec
+from archsim.units.base import (
+    Phase,
+    PlanContext,
+    StrictModel,
+    TaskPlan,
+    Traffic,
+    UnitModel,
+    UnitSpec,
+)
 
 OP_KINDS: tuple[str, ...] = ("mac", "add", "mul", "max", "exp", "div", "sqrt")
 
@@ -88,29 +96,19 @@ class VectorUnit(UnitModel):
         scale = self.cycle_scale
         spm = spec.scratchpad
 
-        reads: dict[str, int] = {}
-        writes: dict[str, int] = {}
-
-        def add(d, level, nbytes):
-            if nbytes:
-                d[level] = d.get(level, 0) + int(nbytes)
-
+        traffic = Traffic()
         staged_el_bytes = 0.0
         for tensor, (r, w) in cas.einsum_tensor_bytes(ctx.einsum).items():
             home = ctx.placement[tensor]
             el = cas.tensors[tensor].bits / 8
             if r:
-                add(reads, spm, r)
-                if home != spm:
-                    add(reads, home, r)
-                    add(writes, spm, r)
-                    staged_el_bytes += el
+                traffic.move(home, spm, r)  # stage in
+                traffic.read(spm, r)        # lanes read the operand
             if w:
-                add(writes, spm, w)
-                if home != spm:
-                    add(reads, spm, w)
-                    add(writes, home, w)
-                    staged_el_bytes += el
+                traffic.write(spm, w)       # lanes write the result
+                traffic.move(spm, home, w)  # drain
+            if home != spm:
+                staged_el_bytes += el * ((r > 0) + (w > 0))
         # double-buffered staging of one lane-vector per staged operand
         need = int(2 * spec.lanes * staged_el_bytes)
         if need > ctx.staging_bytes:
@@ -118,11 +116,11 @@ class VectorUnit(UnitModel):
                 f"einsum {ctx.einsum!r} on {self.name!r}: staging needs {need} bytes in "
                 f"{spm!r} but only {ctx.staging_bytes} are free")
 
-        traffic = {lvl: reads.get(lvl, 0) + writes.get(lvl, 0) for lvl in set(reads) | set(writes)}
-        phases = [Phase("stream", stream_unit_cycles * scale, traffic)]
+        phases = [Phase("stream", stream_unit_cycles * scale, traffic.totals())]
         if unit_cycles > stream_unit_cycles:
             phases.append(Phase("pipeline drain", spec.pipeline_latency_cycles * scale, {}))
         energy = sum(n * getattr(spec.energy, f"{k}_pj") for k, n in ops.items())
+        reads, writes = traffic.as_ints()
         return TaskPlan(
             phases=phases,
             compute_cycles=int(math.ceil(unit_cycles * scale - 1e-9)),

@@ -1,0 +1,46 @@
+"""Golden cycle-count regression: tests/golden/*.json must reproduce exactly.
+
+If a change moves these numbers on purpose, run `archsim regress --update`, read the diff it
+prints, and say why in the commit message.
+"""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from archsim import regress
+
+GOLDEN = Path(__file__).parent / "golden"
+CASES = sorted(GOLDEN.glob("*.json"))
+
+
+def test_golden_cases_exist_for_every_builtin_design():
+    from archsim.spec import builtin_designs
+
+    designs = {json.loads(p.read_text())["design"] for p in CASES}
+    assert set(builtin_designs()) <= designs
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_golden_case_reproduces(path):
+    case = json.loads(path.read_text())
+    assert "expected" in case, f"{path.name}: run `archsim regress --update` to record it"
+    new = regress.figures(regress.run_case(case, str(path)))
+    assert regress.diff(case["expected"], new) == []
+
+
+def test_regress_reports_a_changed_figure(tmp_path):
+    src = GOLDEN / "npu_mlp.json"
+    dst = tmp_path / src.name
+    shutil.copy(src, dst)
+    case = json.loads(dst.read_text())
+    case["expected"]["cycles"] += 10
+    dst.write_text(json.dumps(case))
+    out = regress.check(tmp_path)
+    assert out["npu_mlp"] == [f"cycles: {case['expected']['cycles']:,} -> "
+                              f"{case['expected']['cycles'] - 10:,} "
+                              f"({-1000 / case['expected']['cycles']:+.3f}%)"]
+    assert regress.main(tmp_path) == 1
+    assert regress.main(tmp_path, update=True) == 0
+    assert regress.check(tmp_path)["npu_mlp"] == []

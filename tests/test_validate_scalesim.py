@@ -1,0 +1,33 @@
+"""SCALE-Sim v3 reference rows through the full evaluator (not just the closed form)."""
+from pathlib import Path
+
+import pytest
+
+from archsim import validate
+
+REF_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "scalesim_gemm.csv"
+pytestmark = pytest.mark.skipif(not REF_CSV.is_file(),
+                                reason="needs ../shared/reference/scalesim_gemm.csv")
+
+
+def test_every_row_within_one_percent_and_in_fact_exact():
+    rows = validate.scalesim_rows(REF_CSV)
+    assert len(rows) == 24
+    assert {r["dataflow"] for r in rows} == {"os", "ws", "is"}
+    for r in rows:
+        assert abs(r["error_pct"]) <= 1.0, r
+        assert r["ours_compute_cycles"] == r["ref_compute_cycles"], r
+        assert r["ours_sram_ifmap_reads"] == r["ref_sram_ifmap_reads"], r
+        assert r["ours_sram_filter_reads"] == r["ref_sram_filter_reads"], r
+
+
+def test_table_flags_rows_over_tolerance(tmp_path):
+    bad = tmp_path / "bad.csv"
+    lines = REF_CSV.read_text().splitlines()
+    head, first = lines[0], lines[1].split(",")
+    cols = head.split(",")
+    first[cols.index("compute_cycles")] = str(int(first[cols.index("compute_cycles")]) * 2)
+    bad.write_text(head + "\n" + ",".join(first) + "\n")
+    rows = validate.scalesim_rows(bad)
+    assert rows[0]["error_pct"] == pytest.approx(-50.0, abs=0.2)
+    assert "over tolerance" in validate.format_scalesim(rows, 1.0)
