@@ -51,8 +51,15 @@ def _load_workload(args):
         if not ranks:
             raise UserError("--einsum needs --ranks with every rank's size, e.g. "
                             "--ranks m=64,n=64,k=64")
-        return dataflow.Cascade.from_text(args.einsum, ranks, name=args.name or "cli",
-                                          default_bits=args.bits)
+        cascade = dataflow.Cascade.from_text(args.einsum, ranks, name=args.name or "cli",
+                                             default_bits=args.bits)
+        used = {r for e in cascade.einsums for r in e.rank_vars()}
+        used |= {r for t in cascade.tensors.values() for r in t.ranks}
+        unused = [r for r in ranks if r not in used]
+        if unused:
+            raise UserError(f"--ranks: unknown rank {unused[0]!r}; the einsums use "
+                            f"{', '.join(r for r in cascade.ranks if r in used)}")
+        return cascade
     if args.cascade:
         return dataflow.load_cascade(args.cascade, ranks_override=ranks or None)
     raise UserError("no workload: give --cascade NAME|FILE or --einsum TEXT --ranks ...")
@@ -79,6 +86,23 @@ def _add_workload_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--quiet", action="store_true", help="print nothing on success")
 
 
+PLOT_FORMATS = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp")
+
+
+def _check_outputs(args) -> None:
+    """Fail before simulating if an output cannot be written (missing directory, plot format)."""
+    for attr in ("json", "csv", "trace", "plot", "out"):
+        out = getattr(args, attr, None)
+        if out:
+            parent = Path(out).parent
+            if not parent.is_dir():
+                raise UserError(f"--{attr} {out}: directory {parent} does not exist")
+    if args.plot and Path(args.plot).suffix.lower() not in PLOT_FORMATS:
+        raise UserError(f"--plot {args.plot}: unsupported figure format "
+                        f"{Path(args.plot).suffix or '(no extension)'!r}; expected one of "
+                        f"{', '.join(PLOT_FORMATS)}")
+
+
 def _write_outputs(result, args) -> None:
     for attr, method in (("json", "to_json"), ("csv", "to_csv"), ("trace", "to_chrome_trace"),
                          ("plot", "plot")):
@@ -99,6 +123,7 @@ def cmd_simulate(args) -> int:
 
     design = load_design(args.design, args.set)
     cascade = _load_workload(args)
+    _check_outputs(args)
     mapping = Mapping.load(args.mapping) if args.mapping else None
     result = simulate(design, cascade, mapping, mapper=args.mapper)
     _write_outputs(result, args)
@@ -113,10 +138,14 @@ def cmd_map(args) -> int:
 
     design = load_design(args.design, args.set)
     cascade = _load_workload(args)
+    _check_outputs(args)
     mapping = get_mapper(args.mapper)(cascade, design)
     result = simulate(design, cascade, mapping)
     if args.out:
-        mapping.save(args.out)
+        try:
+            mapping.save(args.out)
+        except OSError as exc:
+            raise UserError(f"--out {args.out}: cannot write ({exc.strerror})") from None
     _write_outputs(result, args)
     if not args.quiet:
         print(mapping.describe(cascade))
@@ -168,13 +197,18 @@ def cmd_validate(args) -> int:
             raise UserError("validate scalesim needs --csv FILE (columns M,N,K,rows,cols,"
                             "dataflow,compute_cycles)")
         rows = validate.scalesim_rows(args.csv)
+        if not rows:
+            raise UserError(f"{args.csv}: no data rows to validate")
         print(validate.format_scalesim(rows, args.tolerance))
         if args.json:
             validate.write_json(rows, args.json)
         bad = [r for r in rows if abs(r["error_pct"]) > args.tolerance]
         if bad:
-            print(f"FAIL: {len(bad)} of {len(rows)} rows off by more than {args.tolerance}%",
-                  file=sys.stderr)
+            which = "; ".join(f"{r['M']}x{r['N']}x{r['K']} on {r['rows']}x{r['cols']} "
+                              f"{r['dataflow']}: {r['error_pct']:+.3f}%" for r in bad[:5])
+            more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+            print(f"FAIL: {len(bad)} of {len(rows)} rows off by more than {args.tolerance}%: "
+                  f"{which}{more}", file=sys.stderr)
             return 1
         print(f"PASS: all {len(rows)} rows within {args.tolerance}%")
         return 0

@@ -36,6 +36,7 @@ from pydantic import (
 
 from archsim.errors import DesignError
 from archsim.units import UNIT_KINDS, StrictModel, UnitModel, UnitSpec
+from dataflow.errors import describe_value
 from dataflow.yamlio import FormatError, load_yaml_strict
 
 
@@ -245,6 +246,11 @@ def _model_at(root: type[BaseModel], loc: Sequence[Any], data: Any) -> type[Base
     return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
 
 
+def _ordered(errors: list[dict]) -> list[dict]:
+    """Unknown keys first: a misspelt key also makes the intended key 'missing'."""
+    return sorted(errors, key=lambda e: e["type"] != "extra_forbidden")
+
+
 def _format_pydantic(err: dict, root: type[BaseModel], data: Any, prefix: tuple) -> tuple:
     """(key path, message) for one pydantic error."""
     loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -287,6 +293,27 @@ def _raise(source: str, lines, origin, path: tuple, message: str, more: int = 0)
     raise DesignError(f"{_where(source, lines, origin, path)}: {key}: {message}{extra}")
 
 
+def _canonical_numbers(raw: Any, valid: Any, path: tuple, on_bool) -> Any:
+    """Put the validated number in place of the number as written (PyYAML reads ``1e9`` and
+    ``1.0e9`` as strings; ``1000000000`` is an int where a float is expected), so equal designs
+    resolve (and hash) equally; call ``on_bool(path, value)`` for a boolean given where a number
+    is expected (pydantic would silently take ``true`` as 1). Mutates and returns ``raw``."""
+    if isinstance(raw, dict) and isinstance(valid, dict):
+        for k in raw:
+            if k in valid:
+                raw[k] = _canonical_numbers(raw[k], valid[k], path + (k,), on_bool)
+        return raw
+    if isinstance(raw, list) and isinstance(valid, (list, tuple)) and len(raw) == len(valid):
+        return [_canonical_numbers(r, v, path + (i,), on_bool)
+                for i, (r, v) in enumerate(zip(raw, valid))]
+    if isinstance(valid, (int, float)) and not isinstance(valid, bool):
+        if isinstance(raw, bool):
+            on_bool(path, raw)
+        elif isinstance(raw, (str, int, float)):
+            return valid
+    return raw
+
+
 # --------------------------------------------------------------------------- loading
 def load_design(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Design:
     """Load, override and validate a design.
@@ -317,14 +344,14 @@ def design_from_data(data: Any, source: str = "<design>", overrides: Sequence[st
 
     lines = lines or {}
     if not isinstance(data, dict):
-        raise DesignError(f"{source}: expected a mapping at the top level, found "
-                          f"{type(data).__name__}")
+        found = "an empty document" if data is None else describe_value(data)
+        raise DesignError(f"{source}: expected a mapping at the top level, found {found}")
     data = copy.deepcopy(data)
     origin = apply_overrides(data, overrides, source)
     try:
         top = DesignFile.model_validate(data)
     except ValidationError as exc:
-        errs = exc.errors()
+        errs = _ordered(exc.errors())
         path, msg = _format_pydantic(errs[0], DesignFile, data, ())
         _raise(source, lines, origin, path, msg, len(errs) - 1)
     units: dict[str, UnitSpec] = {}
@@ -336,11 +363,15 @@ def design_from_data(data: Any, source: str = "<design>", overrides: Sequence[st
         try:
             units[uname] = UNIT_KINDS[kind].spec_class.model_validate(entry)
         except ValidationError as exc:
-            errs = exc.errors()
+            errs = _ordered(exc.errors())
             path, msg = _format_pydantic(errs[0], DesignFile, data, ("units", uname))
             _raise(source, lines, origin, path, msg, len(errs) - 1)
     if not units:
         _raise(source, lines, origin, ("units",), "expected at least one unit")
+    valid = top.model_dump()
+    valid["units"] = {n: u.model_dump() for n, u in units.items()}
+    _canonical_numbers(data, valid, (), lambda path, raw: _raise(
+        source, lines, origin, path, f"expected a number, found {describe_value(raw)}"))
     mems = dict(top.memories)
     if not mems:
         _raise(source, lines, origin, ("memories",), "expected at least one memory level")

@@ -67,7 +67,10 @@ def scalesim_rows(path: str | Path) -> list[dict]:
         if df not in ("os", "ws", "is"):
             raise UserError(f"{where}: dataflow must be os, ws or is, found {row['dataflow']!r}")
         ref = _int(row, "compute_cycles", where)
-        res = simulate_gemm_on_array(M, N, K, R, C, df)
+        try:
+            res = simulate_gemm_on_array(M, N, K, R, C, df)
+        except (UserError, ValueError) as exc:
+            raise UserError(f"{where}: {exc}") from None
         task = res.timeline[0]
         ours = scalesim_reported_cycles(task.details["unit_compute_cycles"])
         rec = {"M": M, "N": N, "K": K, "rows": R, "cols": C, "dataflow": df,
