@@ -1,6 +1,8 @@
 """Shared fixtures of the archsim tests.
 
 - ``repo_root``: the checkout's root directory (the parent of ``tests/``).
+- ``SCALESIM_CSV``: the SCALE-Sim v3 reference results (tests/reference, copied from
+  ../shared/reference so validation runs on any clone).
 - ``run_archsim(*args, cwd=None, timeout=60)``: run the ``archsim`` command as
   ``sys.executable -m archsim.cli ARGS`` (so it works in any venv) with the checkout first on
   ``PYTHONPATH`` and ``ARCHSIM_DEBUG`` unset; returns the ``subprocess.CompletedProcess`` with
@@ -16,6 +18,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SCALESIM_CSV = REPO_ROOT / "tests" / "reference" / "scalesim_gemm.csv"
+SHARED_SCALESIM_CSV = REPO_ROOT.parent / "shared" / "reference" / "scalesim_gemm.csv"
 
 
 @pytest.fixture(scope="session")

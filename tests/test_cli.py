@@ -19,9 +19,7 @@ import archsim
 from archsim.spec import builtin_designs_dir
 
 GEMM = "Z[m,n] = A[m,k] * B[k,n]"
-SCALESIM_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "scalesim_gemm.csv"
-needs_scalesim_csv = pytest.mark.skipif(
-    not SCALESIM_CSV.is_file(), reason=f"SCALE-Sim reference CSV not found at {SCALESIM_CSV}")
+from conftest import SCALESIM_CSV
 
 
 def ok(proc):
@@ -253,7 +251,6 @@ def test_no_command_prints_help_and_exits_2(run_archsim):
 
 
 # --------------------------------------------------------------------------- validate
-@needs_scalesim_csv
 def test_validate_scalesim_passes(tmp_path, run_archsim):
     out_json = tmp_path / "v.json"
     out = ok(run_archsim("validate", "scalesim", "--csv", SCALESIM_CSV, "--json", out_json))
@@ -271,7 +268,6 @@ def test_validate_scalesim_passes(tmp_path, run_archsim):
     assert f"PASS: all {n_ref} rows within 1.0%" in out
 
 
-@needs_scalesim_csv
 def test_validate_scalesim_fails_on_an_off_row(tmp_path, run_archsim):
     with SCALESIM_CSV.open(newline="") as f:
         reader = csv.DictReader(f)
@@ -304,8 +300,7 @@ def test_validate_scalesim_fails_on_an_off_row(tmp_path, run_archsim):
 # --------------------------------------------------------------------------- regress
 def test_regress_repo_goldens(run_archsim, repo_root):
     golden = sorted((repo_root / "tests" / "golden").glob("*.json"))
-    if not golden:
-        pytest.skip("no tests/golden/*.json yet (the temporary-directory test covers regress)")
+    assert golden
     out = ok(run_archsim("regress", cwd=repo_root))
     for f in golden:
         assert f"{f.stem}: ok" in out

@@ -1,7 +1,6 @@
 """Closed-form systolic array model: fold timing, SCALE-Sim agreement, tiling sums."""
 import csv
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from archsim.units.systolic import (
     tiled_totals,
 )
 
-REF_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "scalesim_gemm.csv"
+from conftest import SCALESIM_CSV as REF_CSV
 
 
 def test_roles_follow_the_dataflow():
@@ -47,7 +46,6 @@ def test_non_square_array():
     assert gemm_compute_cycles(100, 64, 16, 64, 16, "ws") == 1 * 4 * (64 + 100 + 63 + 15)
 
 
-@pytest.mark.skipif(not REF_CSV.is_file(), reason="needs ../shared/reference (repository layout)")
 def test_every_reference_row_exact():
     with open(REF_CSV, newline="") as f:
         rows = list(csv.DictReader(f))
