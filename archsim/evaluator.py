@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archsim import engine
-from archsim.errors import MappingError, WorkloadError
+from archsim.errors import WorkloadError
 from archsim.mapping import Mapping
 from archsim.result import MemoryStats, Result, TaskRecord, UnitStats
 from archsim.spec import Design, load_design

@@ -112,9 +112,7 @@ class Design:
 
     def outermost_memory(self, level: str) -> str:
         """Follow ``backing`` from ``level`` to the outermost memory level."""
-        seen = []
         while self.memories[level].backing is not None:
-            seen.append(level)
             level = self.memories[level].backing
         return level
 
@@ -134,13 +132,12 @@ def _jsonable(x: Any) -> Any:
 # --------------------------------------------------------------------------- lookup
 def builtin_designs_dir() -> Path:
     """Directory of the built-in design files (installed package data, or the checkout)."""
+    checkout = Path(__file__).resolve().parent.parent / "designs"
     try:
         d = resources.files("archsim.designs")
-        if d.joinpath("npu.yaml").is_file():
-            return Path(str(d))
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "designs"
+    except ModuleNotFoundError:  # a checkout that is not installed
+        return checkout
+    return Path(str(d)) if d.joinpath("npu.yaml").is_file() else checkout
 
 
 def builtin_designs() -> list[str]:

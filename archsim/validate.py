@@ -94,7 +94,7 @@ def format_scalesim(rows: list[dict], tolerance_pct: float) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         flag = "" if abs(r["error_pct"]) <= tolerance_pct else "  <-- over tolerance"
-        def rd(key):
+        def rd(key, r=r):
             if f"ours_{key}" not in r:
                 return "-"
             return "ok" if r[f"ours_{key}"] == r[f"ref_{key}"] else f"{r[f'ours_{key}']}"

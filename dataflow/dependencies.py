@@ -95,7 +95,7 @@ class DependencyAnalysis:
                     f"that a later einsum writes (einsums[{u}] '{self.einsums[u].text}'); "
                     f"move it after that einsum", einsum_index=v)
         groups = []
-        for c, members in enumerate(components):
+        for members in components:
             members = tuple(sorted(members))
             cyclic = len(members) > 1 or (members[0], members[0]) in self.carried
             groups.append((members, self._loop_rank(members) if cyclic else None))

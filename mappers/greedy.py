@@ -56,7 +56,6 @@ def default_placement(cascade: "Cascade", design: "Design", order: list[str],
 def greedy_mapping(cascade: "Cascade", design: "Design", *,
                    resident_fraction: float = 0.5) -> Mapping:
     """Map ``cascade`` on ``design`` greedily (see module docstring)."""
-    from archsim.evaluator import staging_bytes
 
     order = cascade.topological_order()
     placement = default_placement(cascade, design, order, resident_fraction)

@@ -241,7 +241,7 @@ class SystolicArray(UnitModel):
             raise MappingError(f"einsum {ctx.einsum!r} cannot run on systolic array "
                                f"{self.name!r}: {self.unsupported_reason(cas, ctx.einsum)}")
         B, M, N, K = con.B, con.M, con.N, con.K
-        out_t = _output_tensor(cas, ctx.einsum)
+        out_t = con.out
         spm = self.spec.scratchpad
         el = {t: cas.tensors[n].bits / 8 for t, n in (("a", con.a), ("b", con.b), ("out", out_t))}
         home = {t: ctx.placement[n] for t, n in (("a", con.a), ("b", con.b), ("out", out_t))}
@@ -281,15 +281,13 @@ class SystolicArray(UnitModel):
         # phases: first input tiles, steady stream, last output tile
         tile_bytes = {"a": min(Tm, M) * min(Tk, K) * el["a"], "b": min(Tk, K) * min(Tn, N) * el["b"],
                       "out": min(Tm, M) * min(Tn, N) * el["out"]}
-        pro: dict[str, float] = {}
-        epi: dict[str, float] = {}
+        first, last = Traffic(), Traffic()
         for t in ("a", "b"):
             if staged[t]:
-                pro[home[t]] = pro.get(home[t], 0) + tile_bytes[t]
-                pro[spm] = pro.get(spm, 0) + tile_bytes[t]
+                first.move(home[t], spm, tile_bytes[t])
         if staged["out"]:
-            epi[home["out"]] = epi.get(home["out"], 0) + tile_bytes["out"]
-            epi[spm] = epi.get(spm, 0) + tile_bytes["out"]
+            last.move(spm, home["out"], tile_bytes["out"])
+        pro, epi = first.totals(), last.totals()
         total = traffic.totals()
         steady = {lvl: max(total[lvl] - pro.get(lvl, 0) - epi.get(lvl, 0), 0.0) for lvl in total}
         phases = []
@@ -403,9 +401,3 @@ class SystolicArray(UnitModel):
             foot = foot + Tm * Tn * el["out"]
         return 2 * foot
 
-
-def _output_tensor(cascade, einsum: str) -> str:
-    for e in cascade.einsums:
-        if e.name == einsum:
-            return e.output_tensor
-    raise KeyError(einsum)
