@@ -56,11 +56,15 @@ class TaskTiming:
     phase_spans: list[tuple[str, float, float]] = field(default_factory=list)
 
 
-def _fill_rates(active: list[tuple[int, Phase]], bw: Mapping[str, float]) -> dict[int, float]:
-    """Progress rates (phase fraction per cycle) of the active phases by progressive filling."""
-    rates: dict[int, float] = {}
-    weight: dict[int, float] = {}  # T_i: cycles the phase needs on its dominant level alone
-    unfrozen: set[int] = set()
+def _fill_rates(active: list[tuple[str, Phase]], bw: Mapping[str, float]) -> dict[str, float]:
+    """Progress rates (phase fraction per cycle) of the active phases by progressive filling.
+
+    ``active`` pairs a key (the unit) with its current phase. Phase ``i`` alone on its dominant
+    level would need ``T_i`` cycles; at a common dominant share ``s`` it runs at ``s / T_i``.
+    """
+    rates: dict[str, float] = {}
+    weight: dict[str, float] = {}  # T_i: cycles the phase needs on its dominant level alone
+    unfrozen: set[str] = set()
     for key, ph in active:
         cap = 1.0 / ph.compute_cycles if ph.compute_cycles > 0 else math.inf
         t_mem = max((b / bw[l] for l, b in ph.bytes.items() if b > 0), default=0.0)
@@ -72,10 +76,7 @@ def _fill_rates(active: list[tuple[int, Phase]], bw: Mapping[str, float]) -> dic
     phases = dict(active)
     used = {l: 0.0 for l in bw}
     while unfrozen:
-        # s: common dominant share; phase i runs at x_i = s / T_i
-        s_next = math.inf
-        sat_levels = []
-        coef: dict[str, float] = {}
+        coef: dict[str, float] = {}  # level -> bytes/cycle used per unit of s
         for key in unfrozen:
             for l, b in phases[key].bytes.items():
                 if b > 0:
