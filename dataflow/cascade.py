@@ -369,7 +369,9 @@ class Cascade:
 
     def contraction(self, einsum_name: str) -> Contraction | None:
         """Return the GEMM view of an einsum (a :class:`Contraction`) or None when it is not
-        a plain two-operand product reduced with ``+`` over at least one shared rank."""
+        a two-operand product reduced with ``+`` over at least one shared rank. Operands may
+        be read through views: slices (``X[t+64,d]``), split ranks (``K[e,m1*M0+m0]``) and
+        sliding windows (``X[c,y*2+ky]``, im2col); each rank variable once per access."""
         from .metrics import einsum_contraction
         return self._cached(("gemm", einsum_name),
                             lambda: einsum_contraction(self, einsum_name))

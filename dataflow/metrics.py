@@ -157,6 +157,25 @@ def einsum_bytes(cascade, name: str) -> tuple[int, int]:
     return (sum(r for r, _ in per_tensor.values()), sum(w for _, w in per_tensor.values()))
 
 
+def _view_variables(access: Access, sizes: dict[str, int]) -> list[str] | None:
+    """The rank variables of an access that reads a *view* of its tensor, in order, or None.
+
+    A view index is a sum of distinct rank variables with positive coefficients plus a
+    constant: a plain rank ``m``, a slice ``t+64``, a split rank ``m1*M0+m0`` or a sliding
+    window ``y*2+ky``. Each variable may appear once in the whole access. Such an access reads
+    a regular sub-array (or an im2col-style expansion) of the tensor, which a GEMM engine
+    streams like a plain operand.
+    """
+    seen: list[str] = []
+    for index in access.indices:
+        coefs, _ = index.resolve(sizes)
+        for var, coef in coefs.items():
+            if coef <= 0 or var in seen:
+                return None
+            seen.append(var)
+    return seen
+
+
 def einsum_contraction(cascade, name: str):
     """Return the :class:`~dataflow.cascade.Contraction` of einsum ``name`` or None (see
     ``Cascade.contraction``)."""
@@ -169,8 +188,8 @@ def einsum_contraction(cascade, name: str):
         return None
     plain = []
     for access in (einsum.output, expr.left, expr.right):
-        variables = [i.plain for i in access.indices]
-        if None in variables or len(set(variables)) != len(variables):
+        variables = _view_variables(access, cascade._sizes)
+        if variables is None:
             return None
         plain.append(variables)
     out, a_vars, b_vars = plain

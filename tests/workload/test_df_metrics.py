@@ -133,8 +133,8 @@ def test_op_counts_are_integers():
 
 # ----------------------------------------------------------------------------- contraction
 
-def contraction_of(text, ranks):
-    cascade = Cascade.from_text(text, ranks)
+def contraction_of(text, ranks, tensors=None):
+    cascade = Cascade.from_text(text, ranks, tensors=tensors)
     return cascade.contraction(cascade.einsums[-1].name)
 
 
@@ -178,10 +178,33 @@ def test_non_contractions(text):
     assert contraction_of(text, {"m": 3, "k": 4, "n": 2, "j": 2}) is None
 
 
-def test_affine_product_is_not_a_plain_gemm():
+def test_split_rank_product_is_a_gemm_over_the_split_ranks():
     cascade = load_cascade("attention_1pass", {"m": 12, "m1": 3, "m0": 4, "p": 5, "e": 3,
                                                "f": 4})
-    assert cascade.contraction("BQK") is None
+    con = cascade.contraction("BQK")
+    assert (con.a, con.b, con.m, con.n, con.k) == ("K", "Q", {"m1": 3, "m0": 4}, {"p": 5},
+                                                   {"e": 3})
+    assert cascade.contraction("SLNV").K == 4
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Z[t,n] = A[t+2,k] * B[k,n]", (3, 2, 4)),           # a slice of A's rows
+    ("Z[y,o] = X[y*2+j,c] * W[j,c,o]", (3, 2, 8)),       # stride-2 window (im2col)
+])
+def test_view_operands_are_gemms(text, expected):
+    con = contraction_of(text, {"t": 3, "n": 2, "k": 4, "y": 3, "o": 2, "j": 2, "c": 4},
+                         tensors={"A": {"ranks": ["t", "k"], "extents": {"t": 5}},
+                                  "X": {"ranks": ["y", "c"], "extents": {"y": 8}}})
+    assert (con.M, con.N, con.K) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "Z[m,n] = A[m,k] * B[k,k+n]",    # k in two indices of one operand (a diagonal)
+    "Z[m,n] = A[m,k] * B[k-n+2,n]",  # negative coefficient
+])
+def test_non_view_operands_are_not_gemms(text):
+    assert contraction_of(text, {"m": 3, "k": 4, "n": 2},
+                          tensors={"B": {"ranks": ["k", "n"], "extents": {"k": 8, "n": 8}}}) is None
 
 
 def test_summary_table():
