@@ -36,6 +36,8 @@ def workload_hash(cascade: "Cascade") -> str:
         "tensors": sorted((t.name, list(t.ranks), t.bits, sorted((t.extents or {}).items()))
                           for t in cascade.tensors.values()),
         "einsums": [(e.name, e.text) for e in cascade.einsums],
+        "tags": sorted((k, sorted(v.items())) for k, v in cascade.tags.items()),
+        "repeats": [(r.name, r.first, r.last, r.count) for r in cascade.repeats],
     }
     text = json.dumps(canon, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -63,6 +65,35 @@ def plan_einsum(design: Design, cascade: "Cascade", einsum: str, unit: str,
                       staging_bytes=staging, tiling=tiling,
                       bandwidth_bytes_per_cycle=design.bandwidth_bytes_per_cycle)
     return design.unit_models[unit].plan(ctx)
+
+
+def _repeat_extras(cascade: "Cascade", timings) -> dict[str, float]:
+    """Repeat name -> cycles its ``count - 1`` further instances add: each instance takes the
+    span of the simulated one (first start to last end of the body's tasks). Exact when the
+    body's instances run back to back, as a model's layers do (each layer needs the previous
+    layer's output)."""
+    extras = {}
+    for rep in cascade.repeats:
+        body = cascade.repeat_body(rep)
+        span = max(timings[e].end for e in body) - min(timings[e].start for e in body)
+        extras[rep.name] = (rep.count - 1) * span
+    return extras
+
+
+def _repeat_shifts(cascade: "Cascade", timings) -> dict[str, float]:
+    """Einsum -> cycles to add to its simulated times: the extra instances of every repeated
+    body that finished before it started."""
+    shift = {e: 0.0 for e in timings}
+    if not cascade.repeats:
+        return shift
+    extras = _repeat_extras(cascade, timings)
+    for rep in cascade.repeats:
+        body = set(cascade.repeat_body(rep))
+        body_end = max(timings[e].end for e in body)
+        for e, t in timings.items():
+            if e not in body and t.start >= body_end - 1e-9:
+                shift[e] += extras[rep.name]
+    return shift
 
 
 def simulate(design: Design | str | Path, workload: "Cascade", mapping: Mapping | None = None,
@@ -107,39 +138,47 @@ def simulate(design: Design | str | Path, workload: "Cascade", mapping: Mapping 
     tasks = [engine.EngineTask(e, mapping.binding[e], plans[e].phases,
                                tuple(dag.predecessors(e))) for e in mapping.order]
     timings = engine.run(tasks, design.bandwidth_bytes_per_cycle)
-    makespan = max((t.end for t in timings.values()), default=0.0)
+    shift = _repeat_shifts(workload, timings)
+    extras = _repeat_extras(workload, timings)
+    # a body task's last instance ends its repeat's extra cycles after the first one
+    makespan = max((t.end + shift[e] + extras.get(getattr(workload.repeat_of(e), "name", None),
+                                                  0.0)
+                    for e, t in timings.items()), default=0.0)
     cycles = _cycles(makespan)
+    count = {e: workload.multiplicity(e) for e in mapping.order}
 
     texts = {e.name: e.text for e in workload.einsums}
     timeline: list[TaskRecord] = []
     for e in mapping.order:
         t, p = timings[e], plans[e]
-        start, end = _cycles(t.start), _cycles(t.end)
+        start, end = _cycles(t.start + shift[e]), _cycles(t.end + shift[e])
         timeline.append(TaskRecord(
             einsum=e, text=texts[e], unit=t.unit, start_cycle=start, end_cycle=end,
             compute_cycles=p.compute_cycles, stall_cycles=max(end - start - p.compute_cycles, 0),
             ops=dict(p.ops), read_bytes=dict(p.read_bytes), write_bytes=dict(p.write_bytes),
             energy_pj=p.unit_energy_pj,
-            phases=[(n, _cycles(a), _cycles(b)) for n, a, b in t.phase_spans],
-            details=p.details,
+            phases=[(n, _cycles(a + shift[e]), _cycles(b + shift[e]))
+                    for n, a, b in t.phase_spans],
+            details=p.details, instances=count[e],
         ))
 
     units: dict[str, UnitStats] = {}
     for name, spec in design.units.items():
         recs = [r for r in timeline if r.unit == name]
-        busy = sum(r.end_cycle - r.start_cycle for r in recs)
-        comp = sum(r.compute_cycles for r in recs)
-        useful = sum(plans[r.einsum].useful_cycles for r in recs)
+        busy = sum((r.end_cycle - r.start_cycle) * r.instances for r in recs)
+        comp = sum(r.compute_cycles * r.instances for r in recs)
+        useful = sum(plans[r.einsum].useful_cycles * r.instances for r in recs)
         units[name] = UnitStats(
             kind=spec.kind, busy_cycles=busy, compute_cycles=comp,
             stall_cycles=max(busy - comp, 0),
             utilization=min(useful / cycles, 1.0) if cycles else 0.0,
-            tasks=len(recs), energy_pj=float(sum(r.energy_pj for r in recs)),
+            tasks=sum(r.instances for r in recs),
+            energy_pj=float(sum(r.energy_pj * r.instances for r in recs)),
         )
     memory: dict[str, MemoryStats] = {}
     for name, m in design.memories.items():
-        rd = sum(p.read_bytes.get(name, 0) for p in plans.values())
-        wr = sum(p.write_bytes.get(name, 0) for p in plans.values())
+        rd = sum(p.read_bytes.get(name, 0) * count[e] for e, p in plans.items())
+        wr = sum(p.write_bytes.get(name, 0) * count[e] for e, p in plans.items())
         bw = design.bandwidth_bytes_per_cycle[name]
         memory[name] = MemoryStats(
             kind=m.kind, read_bytes=int(rd), write_bytes=int(wr),

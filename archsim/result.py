@@ -43,7 +43,12 @@ class MemoryStats:
 
 @dataclass
 class TaskRecord:
-    """One einsum's execution: when, where, what it moved and cost."""
+    """One einsum's execution: when, where, what it moved and cost.
+
+    ``instances`` > 1 marks an einsum of a repeated body (e.g. a transformer layer): the
+    record shows the first instance; ops, bytes and energy are per instance, and the run's
+    totals count every instance.
+    """
 
     einsum: str
     text: str
@@ -58,6 +63,7 @@ class TaskRecord:
     energy_pj: float
     phases: list[tuple[str, int, int]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    instances: int = 1
 
 
 @dataclass

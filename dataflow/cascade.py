@@ -11,6 +11,7 @@ group runs as a loop over that rank (see :meth:`Cascade.recurrences`).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .affine import is_rank_name, size_name
 from .dependencies import Recurrence, analyze_dependencies
@@ -19,7 +20,24 @@ from .errors import CascadeError
 from .expr import Access
 from .metrics import Contraction
 
-__all__ = ["Cascade", "Recurrence", "Contraction", "ReadOnlyDict"]
+__all__ = ["Cascade", "Recurrence", "Contraction", "ReadOnlyDict", "Repeat"]
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """A run of einsums that stands for ``count`` identical instances executed one after
+    another (e.g. the layers of a transformer).
+
+    The body is the einsums from ``first`` to ``last`` in program order. Every instance has the
+    shapes and the operations of the body but its own weights (the body's input tensors); the
+    cascade holds one instance, and analyses and the evaluator multiply the body by ``count``
+    (:meth:`Cascade.multiplicity`). The einsums after the body read the last instance's output.
+    """
+
+    name: str
+    first: str
+    last: str
+    count: int
 
 
 class ReadOnlyDict(dict):
@@ -43,17 +61,23 @@ class Cascade:
     ``ranks`` maps rank names to sizes (positive integers), ``tensors`` maps names to
     :class:`Tensor` (both kept as read-only dicts), ``einsums`` is the program (kept as a
     tuple). ``source`` (optional, e.g. a file name) prefixes error messages; ``description``
-    is free text (not compared). Construction raises :class:`CascadeError` on any
+    is free text (not compared). ``tags`` maps einsum names to ``{key: str|int}`` annotations
+    that builders attach and device models read (``role: allreduce``, ``layer: attn``);
+    ``repeats`` is a sequence of :class:`Repeat` bodies. Construction raises :class:`CascadeError` on any
     inconsistency; the object is then immutable and its analyses are cached.
     """
 
     def __init__(self, name: str, ranks: dict, tensors: dict, einsums, *,
-                 source: str | None = None, description: str = "") -> None:
+                 source: str | None = None, description: str = "",
+                 tags: dict | None = None, repeats=()) -> None:
         self.name = str(name)
         self.description = description
         self.ranks = ReadOnlyDict(ranks)
         self.tensors = ReadOnlyDict(tensors)
         self.einsums = tuple(einsums)
+        self.tags = ReadOnlyDict({k: ReadOnlyDict(v) if isinstance(v, dict) else v
+                                  for k, v in (tags or {}).items()})
+        self.repeats = tuple(repeats)
         self.source = source
         self._cache: dict = {}
         try:
@@ -64,14 +88,17 @@ class Cascade:
     # ------------------------------------------------------------------ construction helpers
     @classmethod
     def from_text(cls, text_or_lines, ranks: dict, name: str = "cascade",
-                  default_bits: int = 16, tensors: dict | None = None) -> "Cascade":
+                  default_bits: int = 16, tensors: dict | None = None, *,
+                  tags: dict | None = None, repeats=(), description: str = "") -> "Cascade":
         """Return a cascade from einsum text: one einsum per line (a string or a list of
         lines; blank lines and ``#`` comments are ignored). Undeclared tensors are inferred
         from their first access (its plain rank variables, ``default_bits``); ``tensors`` maps
-        names to :class:`Tensor` or to ``{ranks, bits, extents}`` dicts."""
+        names to :class:`Tensor` or to ``{ranks, bits, extents}`` dicts; ``tags`` and
+        ``repeats`` are as in the constructor."""
         from .cascade_io import cascade_from_text
         return cascade_from_text(text_or_lines, ranks, name=name, default_bits=default_bits,
-                                 tensors=tensors)
+                                 tensors=tensors, tags=tags, repeats=repeats,
+                                 description=description)
 
     @classmethod
     def from_yaml(cls, source, filename: str | None = None) -> "Cascade":
@@ -91,18 +118,23 @@ class Cascade:
         if unknown:
             raise CascadeError(f"unknown rank {unknown[0]!r} (ranks: {', '.join(self.ranks)})")
         return Cascade(self.name, {**self.ranks, **sizes}, dict(self.tensors), self.einsums,
-                       source=self.source, description=self.description)
+                       source=self.source, description=self.description,
+                       tags=self.tags, repeats=self.repeats)
 
     # ------------------------------------------------------------------ equality / display
     def __eq__(self, other) -> bool:
         if not isinstance(other, Cascade):
             return NotImplemented
         return (self.name == other.name and dict(self.ranks) == dict(other.ranks)
-                and dict(self.tensors) == dict(other.tensors) and self.einsums == other.einsums)
+                and dict(self.tensors) == dict(other.tensors) and self.einsums == other.einsums
+                and self._plain_tags() == other._plain_tags() and self.repeats == other.repeats)
 
     def __hash__(self) -> int:
         return hash((self.name, tuple(self.ranks.items()), tuple(self.tensors.values()),
-                     self.einsums))
+                     self.einsums, self.repeats))
+
+    def _plain_tags(self) -> dict:
+        return {k: dict(v) for k, v in self.tags.items()}
 
     def __repr__(self) -> str:
         return (f"Cascade({self.name!r}, {len(self.einsums)} einsums, "
@@ -148,6 +180,45 @@ class Cascade:
                 raise CascadeError(f"einsums[{i}] '{einsum.text}': {exc.message}",
                                    einsum_index=i) from None
         self._build_dependencies()
+        self._validate_annotations()
+
+    def _validate_annotations(self) -> None:
+        """Check tags (einsum -> {key: str|int}) and repeats (contiguous, disjoint bodies)."""
+        for einsum, tags in self.tags.items():
+            if einsum not in self._index:
+                raise CascadeError(f"tags.{einsum}: no einsum named {einsum!r}",
+                                   key_path=("tags", einsum))
+            if not isinstance(tags, dict):
+                raise CascadeError(f"tags.{einsum}: expected a mapping key -> value, found "
+                                   f"{tags!r}", key_path=("tags", einsum))
+            for key, value in tags.items():
+                if not isinstance(key, str) or isinstance(value, bool) or \
+                        not isinstance(value, (str, int)):
+                    raise CascadeError(f"tags.{einsum}.{key}: expected a string or integer "
+                                       f"value, found {value!r}", key_path=("tags", einsum, key))
+        self._repeat_of: dict[str, Repeat] = {}
+        for i, rep in enumerate(self.repeats):
+            where = ("repeats", i)
+            if not isinstance(rep, Repeat):
+                raise CascadeError(f"repeats[{i}]: expected a Repeat, found {rep!r}",
+                                   key_path=where)
+            for end in (rep.first, rep.last):
+                if end not in self._index:
+                    raise CascadeError(f"repeats[{i}] {rep.name!r}: no einsum named {end!r}",
+                                       key_path=where)
+            lo, hi = self._index[rep.first], self._index[rep.last]
+            if lo > hi:
+                raise CascadeError(f"repeats[{i}] {rep.name!r}: first einsum {rep.first!r} "
+                                   f"comes after last einsum {rep.last!r}", key_path=where)
+            if isinstance(rep.count, bool) or not isinstance(rep.count, int) or rep.count < 1:
+                raise CascadeError(f"repeats[{i}] {rep.name!r}: count must be a positive "
+                                   f"integer, found {rep.count!r}", key_path=where)
+            for einsum in self.einsums[lo:hi + 1]:
+                if einsum.name in self._repeat_of:
+                    raise CascadeError(f"repeats[{i}] {rep.name!r}: einsum {einsum.name!r} is "
+                                       f"already in repeat "
+                                       f"{self._repeat_of[einsum.name].name!r}", key_path=where)
+                self._repeat_of[einsum.name] = rep
 
     def _tensor_shape(self, tensor: Tensor) -> tuple[int, ...]:
         shape = []
@@ -331,11 +402,39 @@ class Cascade:
                                   tuple(t for t in self._write_order() if t in carried)))
         return out
 
+    def passes(self, tensor: str, rank: str) -> int:
+        """Return the number of passes over the ``rank`` fibers of ``tensor`` (see
+        :func:`dataflow.passes.passes`)."""
+        from .passes import passes
+        return passes(self, tensor, rank)
+
     def schedule(self) -> list[tuple[tuple[str, ...], str | None]]:
         """Return the execution order used by ``evaluate``: a list of ``(einsum names, loop
         rank)``; the rank is None for a single einsum run over its whole iteration space."""
         return [(tuple(self.einsums[i].name for i in members), rank)
                 for members, rank in self._schedule]
+
+    # ------------------------------------------------------------------ annotations
+    def tag(self, einsum_name: str, key: str, default=None):
+        """Return tag ``key`` of an einsum (e.g. ``role``: ``allreduce``), or ``default``."""
+        tags = self.tags.get(einsum_name)
+        return default if tags is None else tags.get(key, default)
+
+    def repeat_of(self, einsum_name: str) -> Repeat | None:
+        """Return the :class:`Repeat` whose body holds the einsum, or None."""
+        self.einsum(einsum_name)
+        return self._repeat_of.get(einsum_name)
+
+    def multiplicity(self, einsum_name: str) -> int:
+        """Return how many times the einsum runs in the whole workload (its repeat's count,
+        else 1)."""
+        rep = self.repeat_of(einsum_name)
+        return rep.count if rep else 1
+
+    def repeat_body(self, repeat: Repeat) -> tuple[str, ...]:
+        """Return the names of the einsums in a repeat's body, in program order."""
+        lo, hi = self._index[repeat.first], self._index[repeat.last]
+        return tuple(e.name for e in self.einsums[lo:hi + 1])
 
     # ------------------------------------------------------------------ metrics
     def ops(self, einsum_name: str) -> dict[str, int]:
@@ -366,6 +465,18 @@ class Cascade:
         bytes)."""
         read_bytes, write_bytes = self.einsum_bytes(einsum_name)
         return self.total_ops(einsum_name) / (read_bytes + write_bytes)
+
+    def flops(self, einsum_name: str) -> int:
+        """Return floating-point operations of an einsum: 2 per multiply-accumulate, 1 per
+        other operation (the convention of FLOP counts and roofline op/B figures)."""
+        ops = self.ops(einsum_name)
+        return sum(ops.values()) + ops.get("mac", 0)
+
+    def flop_per_byte(self, einsum_name: str) -> float:
+        """Return FLOPs per byte of distinct data read and written (the op/B of roofline
+        plots and of Duplex's placement rule)."""
+        read_bytes, write_bytes = self.einsum_bytes(einsum_name)
+        return self.flops(einsum_name) / (read_bytes + write_bytes)
 
     def contraction(self, einsum_name: str) -> Contraction | None:
         """Return the GEMM view of an einsum (a :class:`Contraction`) or None when it is not

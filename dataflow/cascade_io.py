@@ -16,6 +16,10 @@ Cascade YAML format
       - QK[m,p] = Q[e,p] * K[e,m]
       - GM[p] = max(QK[m,p])
       - {name: sn, text: "SN[m,p] = exp(QK[m,p] - GM[p])"}   # long form with explicit name
+    tags:                                 # optional: einsum -> {key: string or integer}
+      QK: {role: attention}
+    repeats:                              # optional: bodies that stand for `count` instances
+      - {name: layers, first: QK, last: AV, count: 32}
 
 Rank names are lowercase identifiers; the size of rank ``m1`` is written ``M1`` inside
 indices and extents. Tensors that are only ever accessed with plain indices (``A[m,k]``) may be
@@ -36,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from .cascade import Cascade
+from .cascade import Cascade, Repeat
 from .einsum import Einsum, Tensor
 from .errors import CascadeError, FormatError, describe_value, format_key_path
 from .parse import parse_einsum
@@ -44,7 +48,9 @@ from .yamlio import KeyLines, check_keys, load_yaml_strict, source_label
 
 __all__ = ["cascade_from_text", "cascade_from_yaml", "cascade_to_yaml", "default_names"]
 
-TOP_KEYS = ("name", "description", "ranks", "default_bits", "tensors", "einsums")
+TOP_KEYS = ("name", "description", "ranks", "default_bits", "tensors", "einsums", "tags",
+            "repeats")
+REPEAT_KEYS = ("name", "first", "last", "count")
 TENSOR_KEYS = ("ranks", "bits", "extents")
 EINSUM_KEYS = ("name", "text")
 
@@ -80,7 +86,8 @@ def _tensor_from_spec(name: str, spec, default_bits: int) -> Tensor:
     return Tensor(name, spec["ranks"], spec.get("bits", default_bits), spec.get("extents"))
 
 
-def _assemble(name, ranks, tensor_specs, entries, default_bits, description=""):
+def _assemble(name, ranks, tensor_specs, entries, default_bits, description="", tags=None,
+              repeats=()):
     """Return a Cascade from parsed einsum entries [(Einsum, explicit name or None)],
     inferring undeclared tensors. CascadeErrors carry einsum_index or key_path."""
     tensors: dict[str, Tensor] = {}
@@ -102,11 +109,13 @@ def _assemble(name, ranks, tensor_specs, entries, default_bits, description=""):
                     einsum_index=i)
             tensors[access.tensor] = Tensor(access.tensor, tuple(variables), default_bits)
         einsums.append(einsum)
-    return Cascade(name, ranks, tensors, einsums, description=description)
+    return Cascade(name, ranks, tensors, einsums, description=description, tags=tags,
+                   repeats=repeats)
 
 
 def cascade_from_text(text_or_lines, ranks: dict, name: str = "cascade",
-                      default_bits: int = 16, tensors: dict | None = None) -> Cascade:
+                      default_bits: int = 16, tensors: dict | None = None, *,
+                      tags: dict | None = None, repeats=(), description: str = "") -> Cascade:
     """Return a cascade from einsum text (see ``Cascade.from_text``)."""
     lines = text_or_lines.splitlines() if isinstance(text_or_lines, str) else list(text_or_lines)
     entries = []
@@ -119,7 +128,7 @@ def cascade_from_text(text_or_lines, ranks: dict, name: str = "cascade",
         except CascadeError as exc:
             raise CascadeError(f"einsums[{len(entries)}] {exc.message}",
                                einsum_index=len(entries)) from None
-    return _assemble(name, ranks, tensors, entries, default_bits)
+    return _assemble(name, ranks, tensors, entries, default_bits, description, tags, repeats)
 
 
 def _int_field(value, what: str, file, path, lines: KeyLines) -> int:
@@ -143,8 +152,11 @@ def cascade_from_yaml(source, filename: str | None = None,
     ranks = _read_ranks(data["ranks"], ranks_override, file, lines)
     tensor_specs = _read_tensors(data.get("tensors") or {}, file, lines)
     entries = _read_einsums(data["einsums"], file, lines)
+    tags = _read_tags(data.get("tags") or {}, file, lines)
+    repeats = _read_repeats(data.get("repeats") or [], file, lines)
     try:
-        cascade = _assemble(name, ranks, tensor_specs, entries, default_bits, description)
+        cascade = _assemble(name, ranks, tensor_specs, entries, default_bits, description,
+                            tags, repeats)
     except CascadeError as exc:
         if isinstance(exc, FormatError):
             raise
@@ -248,6 +260,42 @@ def _read_einsums(items, file, lines: KeyLines) -> list:
     return entries
 
 
+def _read_tags(tags, file, lines: KeyLines) -> dict:
+    """Check the ``tags`` section's form (einsum -> {key: string or integer}); return it."""
+    if not isinstance(tags, dict):
+        raise FormatError(file, "tags", "a mapping einsum name -> {key: value}",
+                          describe_value(tags), lines.line(("tags",)))
+    for einsum, entry in tags.items():
+        path = ("tags", einsum)
+        if not isinstance(entry, dict):
+            raise FormatError(file, format_key_path(path), "a mapping key -> value",
+                              describe_value(entry), lines.line(path))
+        for key, value in entry.items():
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise FormatError(file, format_key_path(path + (key,)),
+                                  "a string or an integer", describe_value(value),
+                                  lines.line(path + (key,)))
+    return tags
+
+
+def _read_repeats(items, file, lines: KeyLines) -> list:
+    """Parse the ``repeats`` section into :class:`Repeat` s."""
+    if not isinstance(items, list):
+        raise FormatError(file, "repeats", "a list of {name, first, last, count}",
+                          describe_value(items), lines.line(("repeats",)))
+    out = []
+    for i, item in enumerate(items):
+        path = ("repeats", i)
+        check_keys(item, REPEAT_KEYS, path, lines, file, required=REPEAT_KEYS)
+        for key in ("name", "first", "last"):
+            if not isinstance(item[key], str) or not item[key]:
+                raise FormatError(file, format_key_path(path + (key,)), "a non-empty string",
+                                  describe_value(item[key]), lines.line(path + (key,)))
+        count = _int_field(item["count"], "a positive integer", file, path + ("count",), lines)
+        out.append(Repeat(item["name"], item["first"], item["last"], count))
+    return out
+
+
 def _scalar(text) -> str:
     """Return ``text`` as a YAML scalar, quoted only when plain style would change it."""
     text = str(text)
@@ -289,4 +337,15 @@ def cascade_to_yaml(cascade: Cascade) -> str:
             out.append(f"  - {_scalar(einsum.text)}")
         else:
             out.append(f"  - {{name: {json.dumps(einsum.name)}, text: {json.dumps(einsum.text)}}}")
+    if cascade.tags:
+        out.append("tags:")
+        for einsum, tags in cascade.tags.items():
+            items = ", ".join(f"{_flow_scalar(k)}: {v if isinstance(v, int) else _flow_scalar(v)}"
+                              for k, v in tags.items())
+            out.append(f"  {_flow_scalar(einsum)}: {{{items}}}")
+    if cascade.repeats:
+        out.append("repeats:")
+        for r in cascade.repeats:
+            out.append(f"  - {{name: {_flow_scalar(r.name)}, first: {_flow_scalar(r.first)}, "
+                       f"last: {_flow_scalar(r.last)}, count: {r.count}}}")
     return "\n".join(out) + "\n"

@@ -102,6 +102,23 @@ def _box_access(access: Access) -> bool:
     return True
 
 
+def _dense_access(access: Access, sizes: dict[str, int], space: dict[str, int]) -> bool:
+    """True if every index of the access is a dense mixed-radix combination of its own
+    variables (``m``, ``1-c``, ``m1*M0+m0``, ``RD-h*RD+d``): sorted by |coefficient|, each
+    coefficient equals the product of the extents of the variables before it. Such an index
+    visits a contiguous range once per point, so the access touches a box."""
+    used: set[str] = set()
+    for index in access.indices:
+        coefs, _ = index.resolve(sizes)
+        stride = 1
+        for var, coef in sorted(coefs.items(), key=lambda vc: abs(vc[1])):
+            if var in used or abs(coef) != stride:
+                return False
+            used.add(var)
+            stride *= space[var]
+    return True
+
+
 def touched_elements(cascade, name: str, accesses, tensor: str) -> int:
     """Return the number of distinct elements of ``tensor`` that ``accesses`` (of einsum
     ``name``) touch over the iteration space. Exact for box-shaped accesses and, up to
@@ -111,10 +128,11 @@ def touched_elements(cascade, name: str, accesses, tensor: str) -> int:
     shape = cascade.shape(tensor)
     total = math.prod(shape)
     volumes = [math.prod(hi - lo + 1 for lo, hi in box) for box in boxes]
-    all_boxes = all(_box_access(a) for a in accesses)
+    space = cascade.iteration_space(name)
+    all_boxes = all(_box_access(a) or _dense_access(a, cascade._sizes, space)
+                    for a in accesses)
     if all_boxes and len(set(boxes)) == 1:
         return volumes[0]
-    space = cascade.iteration_space(name)
     if total <= EXACT_COUNT_LIMIT_ELEMENTS:
         mask = np.zeros(shape, dtype=bool)
         for access, box in zip(accesses, boxes):
