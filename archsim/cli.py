@@ -41,12 +41,74 @@ def _parse_ranks(text: str | None) -> dict[str, int]:
     return ranks
 
 
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{what} {text!r}: expected an integer or a comma-separated list of "
+                        f"integers") from None
+    if not values:
+        raise UserError(f"{what}: expected at least one integer")
+    return values
+
+
+def _parse_dims(text: str | None) -> dict[str, int]:
+    dims = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, val = part.partition("=")
+        if not sep or not val.strip().isdigit():
+            raise UserError(f"--dims {text!r}: expected name=size pairs like batch=8,seq=128")
+        dims[name.strip()] = int(val)
+    return dims
+
+
+def _load_model_workload(args):
+    """Build the cascade for ``--model`` (built-in name, config.json or .onnx)."""
+    import dataflow
+
+    for flag in ("batch", "seq", "tp", "layers"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise UserError(f"--{flag} must be a positive integer, found {value}")
+    if args.model.endswith(".onnx"):
+        from dataflow.onnx_import import import_onnx
+
+        if not Path(args.model).is_file():
+            raise UserError(f"--model {args.model}: no such file")
+        return import_onnx(args.model, name=args.name, dims=_parse_dims(args.dims),
+                           default_batch=args.batch)
+    if args.model.endswith(".json") and not Path(args.model).is_file():
+        raise UserError(f"--model {args.model}: no such file")
+    kv = _int_list(args.kv, "--kv") if args.kv else None
+    if kv is not None and len(kv) == 1:
+        kv = kv[0]
+    experts = _int_list(args.expert_tokens, "--expert-tokens") if args.expert_tokens else None
+    return dataflow.model_graph(args.model, args.phase, args.batch or 1, args.seq or 1024, kv,
+                                past=args.past, prefills=args.prefills, tp=args.tp or 1,
+                                dtype=args.dtype, attention=args.attention,
+                                layers=args.layers, expert_tokens=experts, scope=args.scope,
+                                name=args.name)
+
+
 def _load_workload(args):
     import dataflow
 
     ranks = _parse_ranks(args.ranks)
-    if args.einsum and args.cascade:
-        raise UserError("give either --einsum (with --ranks) or --cascade, not both")
+    given = [f for f, v in (("--einsum", args.einsum), ("--cascade", args.cascade),
+                            ("--model", getattr(args, "model", None))) if v]
+    if len(given) > 1:
+        raise UserError(f"give one workload: {' and '.join(given)} were both given")
+    if getattr(args, "model", None):
+        if ranks:
+            raise UserError("--ranks applies to --cascade/--einsum; a --model takes --batch, "
+                            "--seq, --kv, --tp, --dtype")
+        return _load_model_workload(args)
+    model_only = [f"--{f.replace('_', '-')}" for f in MODEL_FLAGS
+                  if getattr(args, f, None) not in (None, MODEL_DEFAULTS.get(f))]
+    if model_only:
+        raise UserError(f"{', '.join(model_only)} need --model NAME|config.json|model.onnx")
     if args.einsum:
         if not ranks:
             raise UserError("--einsum needs --ranks with every rank's size, e.g. "
@@ -62,13 +124,57 @@ def _load_workload(args):
         return cascade
     if args.cascade:
         return dataflow.load_cascade(args.cascade, ranks_override=ranks or None)
-    raise UserError("no workload: give --cascade NAME|FILE or --einsum TEXT --ranks ...")
+    raise UserError("no workload: give --model NAME, --cascade NAME|FILE or --einsum TEXT "
+                    "--ranks ...")
 
 
-def _add_workload_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--design", required=True, help="built-in design name or design YAML path")
-    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                   help="override a design key, e.g. units.sa.rows=256 (repeatable)")
+MODEL_FLAGS = ("phase", "batch", "seq", "kv", "past", "prefills", "tp", "dtype", "attention",
+               "layers", "scope", "expert_tokens", "dims")
+MODEL_DEFAULTS = {"dtype": "fp16", "attention": "3pass", "scope": "model", "past": 0,
+                  "prefills": 1}
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    from dataflow import DTYPES, PHASES
+    from dataflow.attention import ATTENTION_KINDS
+
+    g = p.add_argument_group("model workload (--model)")
+    g.add_argument("--model", help="built-in model (see `archsim models`), a HuggingFace "
+                                   "config.json or an .onnx file")
+    g.add_argument("--phase", choices=PHASES, help="prefill: --batch prompts of --seq tokens; "
+                   "decode: --batch requests, one new token each, context --kv (default --seq);"
+                   " mixed: those decodes plus --prefills prompt chunks of --seq tokens "
+                   "(default: decode for decoders, prefill for encoders)")
+    g.add_argument("--batch", type=int, help="requests in the iteration (default 1)")
+    g.add_argument("--seq", type=int, help="prompt tokens (prefill) or context length "
+                                           "(decode) (default 1024)")
+    g.add_argument("--kv", help="decode context length per request: one value or a "
+                                "comma-separated list with one per request")
+    g.add_argument("--past", type=int, default=0, help="cached tokens before each prompt "
+                                                       "chunk (chunked prefill; default 0)")
+    g.add_argument("--prefills", type=int, default=1, help="prompt chunks in a mixed "
+                                                           "iteration (default 1)")
+    g.add_argument("--tp", type=int, help="tensor-parallel degree: simulate one device's "
+                                          "shard (default 1)")
+    g.add_argument("--dtype", choices=list(DTYPES), default="fp16",
+                   help="element type of weights, activations and KV cache (default fp16)")
+    g.add_argument("--attention", choices=ATTENTION_KINDS, default="3pass",
+                   help="attention cascade (default 3pass)")
+    g.add_argument("--layers", type=int, help="number of layers (default: the model's)")
+    g.add_argument("--scope", choices=("model", "layers", "attention"), default="model",
+                   help="whole model, the repeated layers only, or one attention")
+    g.add_argument("--expert-tokens", help="tokens routed to each expert, comma-separated "
+                                           "(default uniform routing)")
+    g.add_argument("--dims", help="sizes of symbolic ONNX dimensions, e.g. batch=8,seq=128")
+
+
+def _add_workload_args(p: argparse.ArgumentParser, design: bool = True) -> None:
+    if design:
+        p.add_argument("--design", required=True,
+                       help="built-in design name or design YAML path")
+        p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                       help="override a design key, e.g. units.sa.rows=256 (repeatable)")
+    _add_model_args(p)
     w = p.add_argument_group("workload")
     w.add_argument("--cascade", help="built-in cascade name or cascade YAML path")
     w.add_argument("--einsum", action="append", metavar="TEXT",
@@ -78,6 +184,8 @@ def _add_workload_args(p: argparse.ArgumentParser) -> None:
     w.add_argument("--bits", type=int, default=16,
                    help="element bits of tensors inferred from --einsum (default 16)")
     w.add_argument("--name", help="workload name in reports")
+    if not design:
+        return
     o = p.add_argument_group("outputs")
     o.add_argument("--json", metavar="OUT", help="write the result as JSON")
     o.add_argument("--csv", metavar="OUT", help="write the per-task timeline as CSV")
@@ -189,6 +297,53 @@ def cmd_cascades(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    import json
+
+    import dataflow
+
+    rows = [m.summary() for m in dataflow.builtin_models()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<14} {'params':>9} {'layers':>6} {'hidden':>6} {'heads':>5} "
+          f"{'kv':>3} {'experts':>7}  source")
+    for r in rows:
+        experts = f"{r['experts']}/top{r['top_k']}" if r["experts"] else "-"
+        params = r["params"]
+        text = f"{params / 1e9:.2f}B" if params >= 1e9 else f"{params / 1e6:.1f}M"
+        print(f"{r['name']:<14} {text:>9} {r['layers']:>6} {r['hidden']:>6} {r['heads']:>5} "
+              f"{r['kv_heads']:>3} {experts:>7}  {r['source'].split(';')[0][:60]}")
+    return 0
+
+
+def cmd_workload(args) -> int:
+    from archsim import workload_report
+
+    cascade = _load_workload(args)
+    outputs = {"json": args.json, "csv": args.csv, "graph": args.graph}
+    for flag, out in outputs.items():
+        if out and not Path(out).parent.is_dir():
+            raise UserError(f"--{flag} {out}: directory {Path(out).parent} does not exist")
+    if args.graph and Path(args.graph).suffix.lower() not in PLOT_FORMATS:
+        raise UserError(f"--graph {args.graph}: unsupported figure format; expected one of "
+                        f"{', '.join(PLOT_FORMATS)}")
+    try:
+        if args.json:
+            workload_report.write_rows(cascade, args.json, "json")
+        if args.csv:
+            workload_report.write_rows(cascade, args.csv, "csv")
+        if args.graph:
+            workload_report.draw_graph(cascade, args.graph)
+    except OSError as exc:
+        raise UserError(f"cannot write {exc.filename}: {exc.strerror}") from None
+    if args.yaml:
+        print(cascade.to_yaml(), end="")
+    elif not args.quiet:
+        print(workload_report.format_workload(cascade))
+    return 0
+
+
 def cmd_validate(args) -> int:
     from archsim import validate
 
@@ -253,6 +408,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("action", nargs="?", choices=["list", "show"])
     c.add_argument("name", nargs="?")
     c.set_defaults(func=cmd_cascades)
+
+    mo = sub.add_parser("models", help="list the built-in models")
+    mo.add_argument("--json", action="store_true", help="print JSON (name, params, layers, "
+                                                        "hidden, heads, kv_heads, experts ...)")
+    mo.set_defaults(func=cmd_models)
+
+    wl = sub.add_parser("workload", help="print a workload's einsums (FLOPs, bytes, op/B), "
+                                         "draw its graph")
+    _add_workload_args(wl, design=False)
+    wl.add_argument("--json", metavar="OUT", help="write the per-einsum rows as JSON")
+    wl.add_argument("--csv", metavar="OUT", help="write the per-einsum rows as CSV")
+    wl.add_argument("--graph", metavar="OUT", help="draw the dependency graph (png/svg/pdf)")
+    wl.add_argument("--yaml", action="store_true", help="print the cascade as YAML instead")
+    wl.add_argument("--quiet", action="store_true", help="print nothing")
+    wl.set_defaults(func=cmd_workload)
 
     v = sub.add_parser("validate", help="compare models against reference results")
     v.add_argument("target", choices=["scalesim"])

@@ -117,6 +117,13 @@ class Mapping:
         for t in self.placement:
             if t not in cascade.tensors:
                 raise MappingError(f"placement names unknown tensor {t!r}")
+        for rep in cascade.repeats:
+            for out, inp in rep.carry:
+                if self.placement[out] != self.placement[inp]:
+                    raise MappingError(
+                        f"repeated body {rep.name!r} carries {out!r} into {inp!r}: both must "
+                        f"live in one memory level (placed in {self.placement[out]!r} and "
+                        f"{self.placement[inp]!r}), or the instances would cost differently")
         for level, peak, step in self.peak_resident_bytes(cascade, design):
             cap = design.memories[level].capacity_bytes
             if peak > cap:

@@ -8,6 +8,8 @@ the file was last updated on purpose::
       "design": "npu", "set": [],
       "workload": {"cascade": "attention"},  # or {"einsum": [...], "ranks": {...}}
                                              # or {"random": {"n": 200, "seed": 1, ...}}
+                                             # or {"model": "llama2-7b", "phase": "decode",
+                                             #     "batch": 32, "seq": 1024, ...}
       "mapper": "greedy",
       "expected": {"cycles": ..., "units": {...}, "memory": {...}, "energy_pj": ...}
     }
@@ -48,8 +50,11 @@ def run_case(case: dict, source: str = "<case>"):
                                              default_bits=wl.get("bits", 16))
     elif "random" in wl:
         cascade = dataflow.random_cascade(**wl["random"])
+    elif "model" in wl:
+        cascade = dataflow.model_graph(**wl)
     else:
-        raise UserError(f"{source}: workload needs 'cascade', 'einsum' + 'ranks' or 'random'")
+        raise UserError(f"{source}: workload needs 'cascade', 'einsum' + 'ranks', 'random' "
+                        f"or 'model'")
     design = load_design(case["design"], case.get("set", []))
     return simulate(design, cascade, mapper=case.get("mapper", "greedy"))
 

@@ -4,24 +4,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 
 import dataflow
+from _timing import timed
 from archsim import load_design, simulate
 
 SCALESIM_WALL_S = {"ws": 211.07, "os": 301.74, "is": 205.87}  # reference CSV, same GEMM, 128x128
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:
-    """Median wall time in seconds over ``repeat`` runs after one warm-up, and the last result."""
-    out = fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def main() -> None:

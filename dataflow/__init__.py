@@ -21,6 +21,7 @@ from .evaluate import evaluate
 from .expr import FUNCTION_COSTS, FUNCTIONS, OP_KINDS, Access, BinOp, Call, Const, Expr, Neg
 from .generate import random_cascade
 from .models import ModelConfig, builtin_models, load_model, model_from_hf_config
+from .onnx_import import import_onnx
 from .parse import parse_einsum, parse_expr, parse_index
 from .passes import passes
 from .transformer import (
@@ -30,6 +31,7 @@ from .transformer import (
     flops,
     flops_by_role,
     model_cascade,
+    model_graph,
     phase_requests,
 )
 from .yamlio import KeyLines, check_keys, load_yaml_strict, yaml_line_of
@@ -39,8 +41,9 @@ __all__ = [
     "Const", "Contraction", "Einsum", "Expr", "FUNCTIONS", "FUNCTION_COSTS", "FormatError",
     "IndexExpr", "KeyLines", "ModelConfig", "Neg", "OP_KINDS", "REDUCE_OPS", "Recurrence", "Repeat", "Request", "Tensor",
     "attention_cascade", "attention_einsums", "builtin_cascades", "builtin_models", "check_keys",
-    "describe_value", "evaluate", "flops", "flops_by_role", "format_key_path", "load_cascade",
-    "load_model", "load_yaml_strict", "model_cascade", "model_from_hf_config",
+    "describe_value", "evaluate", "flops", "flops_by_role", "format_key_path", "import_onnx",
+    "load_cascade",
+    "load_model", "load_yaml_strict", "model_cascade", "model_from_hf_config", "model_graph",
     "parse_einsum", "parse_expr", "parse_index", "passes", "phase_requests", "random_cascade",
     "yaml_line_of",
 ]

@@ -32,12 +32,19 @@ class Repeat:
     shapes and the operations of the body but its own weights (the body's input tensors); the
     cascade holds one instance, and analyses and the evaluator multiply the body by ``count``
     (:meth:`Cascade.multiplicity`). The einsums after the body read the last instance's output.
+    ``carry`` lists ``(output, input)`` tensor pairs: instance i+1 reads, where the body reads
+    ``input``, what instance i wrote to ``output`` (a layer's residual stream). A mapping must
+    keep both in one memory level so that every instance costs the same.
     """
 
     name: str
     first: str
     last: str
     count: int
+    carry: tuple = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "carry", tuple(tuple(pair) for pair in self.carry))
 
 
 class ReadOnlyDict(dict):
@@ -213,6 +220,18 @@ class Cascade:
             if isinstance(rep.count, bool) or not isinstance(rep.count, int) or rep.count < 1:
                 raise CascadeError(f"repeats[{i}] {rep.name!r}: count must be a positive "
                                    f"integer, found {rep.count!r}", key_path=where)
+            written = {e.output_tensor for e in self.einsums[lo:hi + 1]}
+            read = {t for e in self.einsums[lo:hi + 1] for t in e.input_tensors}
+            for pair in rep.carry:
+                if len(pair) != 2 or pair[0] not in written or pair[1] not in read \
+                        or pair[1] in written:
+                    raise CascadeError(
+                        f"repeats[{i}] {rep.name!r}: carry {pair!r} must pair a tensor the "
+                        f"body writes with one it reads but does not write", key_path=where)
+                if self._shapes[pair[0]] != self._shapes[pair[1]]:
+                    raise CascadeError(
+                        f"repeats[{i}] {rep.name!r}: carry {pair[0]} {self._shapes[pair[0]]} "
+                        f"and {pair[1]} {self._shapes[pair[1]]} differ in shape", key_path=where)
             for einsum in self.einsums[lo:hi + 1]:
                 if einsum.name in self._repeat_of:
                     raise CascadeError(f"repeats[{i}] {rep.name!r}: einsum {einsum.name!r} is "

@@ -19,7 +19,7 @@ Cascade YAML format
     tags:                                 # optional: einsum -> {key: string or integer}
       QK: {role: attention}
     repeats:                              # optional: bodies that stand for `count` instances
-      - {name: layers, first: QK, last: AV, count: 32}
+      - {name: layers, first: QK, last: AV, count: 32, carry: {AV: Q}}   # carry optional
 
 Rank names are lowercase identifiers; the size of rank ``m1`` is written ``M1`` inside
 indices and extents. Tensors that are only ever accessed with plain indices (``A[m,k]``) may be
@@ -50,7 +50,7 @@ __all__ = ["cascade_from_text", "cascade_from_yaml", "cascade_to_yaml", "default
 
 TOP_KEYS = ("name", "description", "ranks", "default_bits", "tensors", "einsums", "tags",
             "repeats")
-REPEAT_KEYS = ("name", "first", "last", "count")
+REPEAT_KEYS = ("name", "first", "last", "count", "carry")
 TENSOR_KEYS = ("ranks", "bits", "extents")
 EINSUM_KEYS = ("name", "text")
 
@@ -286,13 +286,20 @@ def _read_repeats(items, file, lines: KeyLines) -> list:
     out = []
     for i, item in enumerate(items):
         path = ("repeats", i)
-        check_keys(item, REPEAT_KEYS, path, lines, file, required=REPEAT_KEYS)
+        check_keys(item, REPEAT_KEYS, path, lines, file, required=REPEAT_KEYS[:4])
         for key in ("name", "first", "last"):
             if not isinstance(item[key], str) or not item[key]:
                 raise FormatError(file, format_key_path(path + (key,)), "a non-empty string",
                                   describe_value(item[key]), lines.line(path + (key,)))
         count = _int_field(item["count"], "a positive integer", file, path + ("count",), lines)
-        out.append(Repeat(item["name"], item["first"], item["last"], count))
+        carry = item.get("carry") or {}
+        if not isinstance(carry, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                  for k, v in carry.items()):
+            raise FormatError(file, format_key_path(path + ("carry",)),
+                              "a mapping output tensor -> input tensor", describe_value(carry),
+                              lines.line(path + ("carry",)))
+        out.append(Repeat(item["name"], item["first"], item["last"], count,
+                          tuple(carry.items())))
     return out
 
 
@@ -346,6 +353,10 @@ def cascade_to_yaml(cascade: Cascade) -> str:
     if cascade.repeats:
         out.append("repeats:")
         for r in cascade.repeats:
+            carry = ""
+            if r.carry:
+                carry = ", carry: {" + ", ".join(f"{_flow_scalar(a)}: {_flow_scalar(b)}"
+                                                 for a, b in r.carry) + "}"
             out.append(f"  - {{name: {_flow_scalar(r.name)}, first: {_flow_scalar(r.first)}, "
-                       f"last: {_flow_scalar(r.last)}, count: {r.count}}}")
+                       f"last: {_flow_scalar(r.last)}, count: {r.count}{carry}}}")
     return "\n".join(out) + "\n"

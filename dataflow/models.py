@@ -148,8 +148,8 @@ class ModelConfig:
             "ffn": ffns * m * d * f,
             "router": self.moe_layers * d * self.experts,
             "lm_head": self.vocab * d if self.lm_head and not self.tied_embeddings else 0,
-            "pooler": d * d + d if self.pooler else 0,
-            "bias": bias,
+            "pooler": d * d if self.pooler else 0,
+            "bias": bias + (d if self.pooler else 0),     # the pooler's bias counts here
             "norm": norms * self.norm_params,
         }
 
@@ -356,6 +356,8 @@ def model_from_hf_config(path: Path, name: str | None = None) -> ModelConfig:
                           repr(act))
     gpt_like = model_type in ("gpt2", "gpt_neo", "gptj", "opt", "bert", "roberta", "xlm")
     encoder = model_type in ("bert", "roberta", "xlm", "t5")
+    # BERT-like post-norm encoders: a LayerNorm right after the embeddings, none at the end
+    post_norm = model_type in ("bert", "roberta", "xlm")
     experts = get("num_local_experts", "num_experts", "n_routed_experts", default=0,
                   required=False)
     cfg = ModelConfig(
@@ -370,7 +372,7 @@ def model_from_hf_config(path: Path, name: str | None = None) -> ModelConfig:
         vocab=get("vocab_size"),
         family="encoder" if encoder else "decoder",
         norm="layernorm" if gpt_like else "rmsnorm",
-        norm_position="post" if model_type in ("bert", "roberta", "xlm") else "pre",
+        norm_position="post" if post_norm else "pre",
         ffn_kind=ffn_kind if not (ffn_kind == "swiglu" and gpt_like) else "gelu",
         positional="learned" if gpt_like else "rope",
         max_positions=get("max_position_embeddings", "n_positions", default=0,
@@ -379,6 +381,8 @@ def model_from_hf_config(path: Path, name: str | None = None) -> ModelConfig:
         bias=gpt_like,
         tied_embeddings=bool(data.get("tie_word_embeddings", gpt_like)),
         lm_head=not encoder,
+        embedding_norm=post_norm,
+        final_norm=not post_norm,
         experts=experts,
         top_k=get("num_experts_per_tok", "moe_topk", default=2 if experts else 0,
                   required=False),

@@ -46,7 +46,10 @@ combine lm_head pooler``; expert einsums also carry ``expert: N``. The GEMMs of
 :data:`WEIGHT_ROLES` multiply by weights, so their FLOPs per token are exactly
 2 x :meth:`ModelConfig.matmul_params` (active experts only).
 Costs that are not modelled: causal masking (prefill attention computes the full square of
-scores), T5's relative-position bias add, dropout, sampling.
+scores), T5's relative-position bias add, dropout, sampling. The 1/sqrt(head_dim) score scale
+is taken as folded into ``WQ`` (no operations). Top-k and dispatch stand for the cost of
+routing (``k`` max-passes over the expert scores, one copy of each token per slot); their
+values under ``evaluate`` are not a numerical router.
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ from .errors import CascadeError
 from .models import ModelConfig, load_model
 from .parse import parse_einsum
 
-__all__ = ["DTYPES", "PHASES", "WEIGHT_ROLES", "Request", "model_cascade", "phase_requests", "flops",
+__all__ = ["DTYPES", "PHASES", "WEIGHT_ROLES", "Request", "model_cascade", "model_graph",
+           "phase_requests", "flops",
            "flops_by_role", "weight_elements", "expert_token_counts"]
 
 #: Element types and their widths in bits.
@@ -226,7 +230,7 @@ def model_cascade(model, requests, *, tp: int = 1, dtype: str = "fp16",
         if scope == "model":
             ctx.embeddings()
         first = len(b.names)
-        x = ctx.x
+        x = x_in = ctx.x
         for sub in range(cfg.moe_every):
             prefix = f"L{sub}_" if cfg.moe_every > 1 else ""
             moe = bool(cfg.experts) and sub == cfg.moe_every - 1
@@ -237,13 +241,33 @@ def model_cascade(model, requests, *, tp: int = 1, dtype: str = "fp16",
     phase = _phase_label(requests)
     label = name or f"{cfg.name}-{phase}-{dtype}" + (f"-tp{tp}" if tp > 1 else "")
     repeats = () if scope == "attention" else \
-        (Repeat("layers", body[0], body[1], n_layers // cfg.moe_every),)
+        (Repeat("layers", body[0], body[1], n_layers // cfg.moe_every, ((x, x_in),)),)
     description = (f"{cfg.name} ({cfg.source}); {len(requests)} requests "
                    f"{_describe_groups(ctx.groups)}; tp={tp}; dtype={dtype}; "
                    f"attention={attention}; scope={scope}")
     return Cascade.from_text(b.lines, b.ranks, name=label, default_bits=b.bits,
                              tensors=b.tensors, tags=b.tags, repeats=repeats,
                              description=description)
+
+
+def model_graph(model, phase: str | None = None, batch: int = 1, seq: int = 1024, kv=None, *,
+                past: int = 0, prefills: int = 1, tp: int = 1, dtype: str = "fp16",
+                attention: str = "3pass", layers: int | None = None, expert_tokens=None,
+                scope: str = "model", name: str | None = None) -> Cascade:
+    """Return the cascade of one iteration of ``model`` in a phase: the one-call form of
+    :func:`phase_requests` + :func:`model_cascade` that the CLI, golden cases and sweeps use.
+
+    ``phase`` defaults to ``decode`` for decoders and ``prefill`` for encoders; ``kv`` is the
+    decode context length (an int or one per request; default ``seq``).
+    """
+    cfg = model if isinstance(model, ModelConfig) else load_model(model)
+    phase = phase or ("prefill" if cfg.family == "encoder" else "decode")
+    if kv is not None and phase == "prefill":
+        raise CascadeError("kv (--kv) sets decode context lengths; for cached tokens "
+                           "before a prompt use past (--past)")
+    requests = phase_requests(phase, batch, seq, kv, prefills=prefills, past=past)
+    return model_cascade(cfg, requests, tp=tp, dtype=dtype, attention=attention,
+                         layers=layers, expert_tokens=expert_tokens, scope=scope, name=name)
 
 
 def _phase_label(requests) -> str:
@@ -328,8 +352,7 @@ class _Context:
         b.add(f"{out}[{','.join(out_ranks)}] = {x}[{','.join(x_ranks)}] * "
               f"{w}[{','.join(w_ranks)}]", role, **tags)
         if bias and self.cfg.bias:
-            bias_ranks = [r for r in out_ranks if r not in x_ranks or r in w_ranks]
-            bias_ranks = [r for r in bias_ranks if r not in self.tok.split(",")]
+            bias_ranks = [r for r in out_ranks if r in w_ranks]
             b.tensor(bias, bias_ranks)
             ob = b.tensor(out + "B", out_ranks)
             o = ",".join(out_ranks)
@@ -375,8 +398,9 @@ class _Context:
         self.b.add(f"{out}[{t},d] = {partial}[{t},d]", "allreduce", degree=self.tp)
         return out
 
-    def rope(self, out, x, ranks):
-        """Rotary embedding (rotate-half form) over the head dim ``e`` = (rh, rd)."""
+    def rope(self, out, x, ranks, rows):
+        """Rotary embedding (rotate-half form) over the head dim ``e`` = (rh, rd); ``rows``
+        are the token rank variables (the tables are per token)."""
         b, tok = self.b, self.tok
         b.rank("rh", 2)
         b.rank("rd", self.cfg.head_dim // 2)
@@ -387,8 +411,9 @@ class _Context:
         b.tensor("RSIN", (tok, "rh", "rd"))
         b.tensor(out, ranks)
         lead = ",".join(r for r in ranks if r != "e")
-        b.add(f"{out}[{lead},rh*RD+rd] = {x}[{lead},rh*RD+rd] * RCOS[{tok},rd] + "
-              f"{x}[{lead},RD-rh*RD+rd] * RSIN[{tok},rh,rd]", "rope")
+        at = ",".join(rows)
+        b.add(f"{out}[{lead},rh*RD+rd] = {x}[{lead},rh*RD+rd] * RCOS[{at},rd] + "
+              f"{x}[{lead},RD-rh*RD+rd] * RSIN[{at},rh,rd]", "rope")
         return out
 
     # ------------------------------------------------------------------ sections
@@ -397,7 +422,7 @@ class _Context:
         and BERT/XLM's embedding norm."""
         b, cfg, t = self.b, self.cfg, self.tok
         b.tensor("TOKEMB", (t, "d"))
-        terms = ["TOKEMB[{t},d]".format(t=t)]
+        terms = [f"TOKEMB[{t},d]"]
         if cfg.max_positions:
             b.tensor("POSEMB", (t, "d"))
             terms.append(f"POSEMB[{t},d]")
@@ -411,7 +436,7 @@ class _Context:
             self.x = self.norm("X", x)
 
     def layer(self, x, prefix, moe):
-        cfg, pre = self.cfg, self.cfg.norm_position == "pre"
+        pre = self.cfg.norm_position == "pre"
         h = self.norm(prefix + "N1", x) if pre else x
         a = self.attention_block(h, prefix)
         x2 = self.residual(prefix + "X2", x, a)
@@ -428,15 +453,20 @@ class _Context:
         b, cfg, t = self.b, self.cfg, self.tok
         tr = tuple(t.split(","))
         P = prefix
+        # without a cache (one group, context = query tokens) the keys are this iteration's
+        # tokens: K and V are computed over the context rank m (size P), so that attention
+        # and pass counting see them along m
+        kt = ("b", "m") if self.single and self.groups[0][0][0] == self.groups[0][0][1] \
+            else tr
         q = self.gemm(P + "Q", h, P + "WQ", tr + ("d",), ("d", "g", "r", "e"),
                       tr + ("g", "r", "e"), "qkv", bias=P + "BQ")
-        k = self.gemm(P + "K", h, P + "WK", tr + ("d",), ("d", "g", "e"), tr + ("g", "e"),
+        k = self.gemm(P + "K", h, P + "WK", kt + ("d",), ("d", "g", "e"), kt + ("g", "e"),
                       "qkv", bias=P + "BK")
-        v = self.gemm(P + "V", h, P + "WV", tr + ("d",), ("d", "g", "f"), tr + ("g", "f"),
+        v = self.gemm(P + "V", h, P + "WV", kt + ("d",), ("d", "g", "f"), kt + ("g", "f"),
                       "qkv", bias=P + "BV")
         if cfg.positional == "rope":
-            q = self.rope(P + "QR", q, tr + ("g", "r", "e"))
-            k = self.rope(P + "KR", k, tr + ("g", "e"))
+            q = self.rope(P + "QR", q, tr + ("g", "r", "e"), tr)
+            k = self.rope(P + "KR", k, kt + ("g", "e"), kt)
         ao = b.tensor(P + "AO", tr + ("g", "r", "f"))
         if self.single:
             (qn, m), _ = self.groups[0]
@@ -503,7 +533,9 @@ class _Context:
             b.tensors[name] = Tensor(name, ranks, tensor.bits, tensor.extents)
         for line in part.einsums:
             line = _rename_ranks(line, subst)
-            b.add(line, "attention" if parse_einsum(line).is_mac() else "softmax")
+            einsum = parse_einsum(line)
+            qkv = {k, v} & set(einsum.input_tensors)
+            b.add(line, "attention" if einsum.is_mac() and qkv else "softmax")
 
     def ffn_block(self, h, prefix):
         b, cfg, t = self.b, self.cfg, self.tok
@@ -576,7 +608,7 @@ class _Context:
     def head(self, x):
         """Final norm and the LM head (decoders: one row per request, the last query token)
         or BERT's pooler (first token)."""
-        b, cfg, t = self.b, self.cfg, self.tok
+        b, cfg = self.b, self.cfg
         if cfg.final_norm:
             x = self.norm("NF", x)
         if cfg.pooler:
@@ -593,7 +625,7 @@ class _Context:
             return
         b.rank("v", self.vocab)
         if self.single:
-            (qn, _), n = self.groups[0]
+            (qn, _), _ = self.groups[0]
             b.tensor("WLM", ("d", "v"))
             b.tensor("LOGITS", ("b", "v"))
             b.add(f"LOGITS[b,v] = {x}[b,{qn - 1},d] * WLM[d,v]", "lm_head")
@@ -629,7 +661,6 @@ class _Context:
         if not self.single:
             raise CascadeError("scope 'attention' needs one attention group")
         q = b.tensor("Q", tr + ("g", "r", "e"))
-        (qn, m), _ = self.groups[0]
         k = b.tensor("K", ("b", "m", "g", "e"))
         v = b.tensor("V", ("b", "m", "g", "f"))
         out = b.tensor("AO", tr + ("g", "r", "f"))

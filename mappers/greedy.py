@@ -3,7 +3,8 @@
 Placement: cascade inputs and outputs live in the outermost memory behind the units'
 scratchpad (e.g. HBM); an intermediate tensor stays in the scratchpad when it fits in
 ``resident_fraction`` of it for its whole lifetime (first come, first served), else it goes to
-the outermost memory. The rest of the scratchpad is left for the units' tile buffers.
+the outermost memory; the tensors a repeated body carries from one instance to the next share
+a level (the outermost when they disagree). The rest of the scratchpad is left for the units' tile buffers.
 Binding: for each einsum, in program order, every unit that supports it is asked for a plan and
 the one with the shortest stand-alone time (compute and traffic at full bandwidth) wins; ties go
 to the unit listed first in the design. The chosen tiling is recorded in the mapping.
@@ -50,6 +51,11 @@ def default_placement(cascade: "Cascade", design: "Design", order: list[str],
         if occupancy[a:b + 1].max(initial=0) + size <= budget:
             occupancy[a:b + 1] += size
             placement[t] = spm
+    # a repeated body's carried tensors share a level (the outer one if they disagree)
+    for rep in cascade.repeats:
+        for out, inp in rep.carry:
+            if placement[out] != placement[inp]:
+                placement[out] = placement[inp] = main
     return placement
 
 

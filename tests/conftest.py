@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SCALESIM_CSV = REPO_ROOT / "tests" / "reference" / "scalesim_gemm.csv"
-SHARED_SCALESIM_CSV = REPO_ROOT.parent / "shared" / "reference" / "scalesim_gemm.csv"
+from testpaths import REPO_ROOT, SCALESIM_CSV, SHARED_SCALESIM_CSV  # noqa: F401
 
 
 @pytest.fixture(scope="session")

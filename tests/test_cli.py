@@ -19,24 +19,7 @@ import archsim
 from archsim.spec import builtin_designs_dir
 
 GEMM = "Z[m,n] = A[m,k] * B[k,n]"
-from conftest import SCALESIM_CSV
-
-
-def ok(proc):
-    """Assert a run succeeded; return its stdout."""
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    assert "Traceback" not in proc.stderr
-    return proc.stdout
-
-
-def user_error(proc) -> str:
-    """Assert a run failed as a user error; return the one stderr line."""
-    assert proc.returncode == 2, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("archsim") and "error" in lines[0], lines[0]
-    return lines[0]
+from testpaths import SCALESIM_CSV, ok, user_error
 
 
 def cycles_of(json_path) -> int:

@@ -15,7 +15,7 @@ from archsim.units.systolic import (
     tiled_totals,
 )
 
-from conftest import SCALESIM_CSV as REF_CSV
+from testpaths import SCALESIM_CSV as REF_CSV
 
 
 def test_roles_follow_the_dataflow():

@@ -2,8 +2,8 @@
 import pytest
 
 from archsim import validate
-from conftest import SCALESIM_CSV as REF_CSV
-from conftest import SHARED_SCALESIM_CSV
+from testpaths import SCALESIM_CSV as REF_CSV
+from testpaths import SHARED_SCALESIM_CSV
 
 
 def test_vendored_copy_matches_the_shared_reference():
