@@ -111,3 +111,43 @@ def test_model_config_json_path(run_archsim, tmp_path):
 def test_model_user_errors(run_archsim, tmp_path, args, needle):
     line = user_error(run_archsim(*args, cwd=tmp_path))
     assert needle in line, line
+
+
+def _onnx_mlp(path, op="Relu"):
+    """Save a 2-layer MLP (symbolic batch) built with onnx.helper; return the path."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w1 = numpy_helper.from_array(np.ones((64, 128), np.float32), "w1")
+    w2 = numpy_helper.from_array(np.ones((128, 32), np.float32), "w2")
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="fc1"),
+             helper.make_node(op, ["h"], ["a"], name="act"),
+             helper.make_node("MatMul", ["a", "w2"], ["y"], name="fc2")]
+    graph = helper.make_graph(
+        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 32])], [w1, w2])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_onnx_model_on_the_cli(run_archsim, tmp_path):
+    path = _onnx_mlp(tmp_path / "mlp.onnx")
+    j = tmp_path / "w.json"
+    ok(run_archsim("workload", "--model", path, "--dims", "batch=16", "--json", j))
+    rows = json.loads(j.read_text())["einsums"]
+    assert sum(r["flops"] for r in rows if r["gemm"]) == 2 * 16 * (64 * 128 + 128 * 32)
+    out = tmp_path / "r.json"
+    ok(run_archsim("simulate", "--design", "npu", "--model", path, "--batch", "16",
+                   "--json", out, "--quiet"))
+    assert json.loads(out.read_text())["units"]["sa"]["tasks"] >= 1
+
+
+def test_onnx_errors_on_the_cli(run_archsim, tmp_path):
+    path = _onnx_mlp(tmp_path / "mlp.onnx")
+    assert "batch" in user_error(run_archsim("workload", "--model", path))
+    bad = _onnx_mlp(tmp_path / "bad.onnx", op="Hardmax")
+    line = user_error(run_archsim("workload", "--model", bad, "--dims", "batch=2"))
+    assert "'act'" in line and "Hardmax" in line
+    assert "no such file" in user_error(run_archsim("workload", "--model",
+                                                    tmp_path / "none.onnx"))
