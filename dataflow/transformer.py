@@ -398,6 +398,18 @@ class _Context:
         self.b.add(f"{out}[{t},d] = {partial}[{t},d]", "allreduce", degree=self.tp)
         return out
 
+    def row_parallel_output(self, out, partial, bias, biased):
+        """The end of a row-parallel linear layer: all-reduce the partial sums (TP > 1), then
+        add the bias once (models with biases). Returns the result tensor."""
+        o = self.allreduce(out, partial)
+        if not self.cfg.bias:
+            return o
+        t = self.tok
+        self.b.tensor(bias, ("d",))
+        self.b.tensor(biased, tuple(t.split(",")) + ("d",))
+        self.b.add(f"{biased}[{t},d] = {o}[{t},d] + {bias}[d]", "bias")
+        return biased
+
     def rope(self, out, x, ranks, rows):
         """Rotary embedding (rotate-half form) over the head dim ``e`` = (rh, rd); ``rows``
         are the token rank variables (the tables are per token)."""
@@ -500,13 +512,7 @@ class _Context:
                 off += n * qn
         op = self.gemm(P + "OP", ao, P + "WO", tr + ("g", "r", "f"), ("g", "r", "f", "d"),
                        tr + ("d",), "out_proj", bias=None)
-        o = self.allreduce(P + "O", op)
-        if cfg.bias:
-            b.tensor(P + "BO", ("d",))
-            ob = b.tensor(P + "OB", tr + ("d",))
-            b.add(f"{ob}[{t},d] = {o}[{t},d] + {P}BO[d]", "bias")
-            o = ob
-        return o
+        return self.row_parallel_output(P + "O", op, P + "BO", P + "OB")
 
     def _attend(self, P, q, k, v, out, q_lead, kv_lead, suffix):
         """Add one attention group's cascade (the configured kind)."""
@@ -553,13 +559,7 @@ class _Context:
             a = b.tensor(P + "FA", tr + ("i",))
             b.add(f"{a}[{t},i] = {cfg.ffn_kind}({u}[{t},i])", "activation")
         dp = self.gemm(P + "FD", a, P + "WD", tr + ("i",), ("i", "d"), tr + ("d",), "ffn")
-        d = self.allreduce(P + "FO", dp)
-        if cfg.bias:
-            b.tensor(P + "BD", ("d",))
-            ob = b.tensor(P + "FB", tr + ("d",))
-            b.add(f"{ob}[{t},d] = {d}[{t},d] + {P}BD[d]", "bias")
-            d = ob
-        return d
+        return self.row_parallel_output(P + "FO", dp, P + "BD", P + "FB")
 
     def moe_block(self, h, prefix):
         b, cfg, t = self.b, self.cfg, self.tok
