@@ -5,7 +5,7 @@ the file was last updated on purpose::
 
     {
       "description": "why this case exists",
-      "design": "npu", "set": [],
+      "design": "sa128", "set": [],
       "workload": {"cascade": "attention"},  # or {"einsum": [...], "ranks": {...}}
                                              # or {"random": {"n": 200, "seed": 1, ...}}
                                              # or {"model": "llama2-7b", "phase": "decode",

@@ -32,10 +32,12 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    model_validator,
 )
 
 from archsim.errors import DesignError
 from archsim.units import UNIT_KINDS, StrictModel, UnitModel, UnitSpec
+from archsim.units.dram_spec import DramSpec
 from dataflow.errors import describe_value
 from dataflow.yamlio import FormatError, load_yaml_strict
 
@@ -56,6 +58,60 @@ class MemorySpec(StrictModel):
     backing: str | None = None
     energy: MemoryEnergy
     description: str = ""
+    dram: DramSpec | None = None
+    efficiency: float | None = None
+
+    @model_validator(mode="after")
+    def _efficiency(self):
+        if self.efficiency is not None:
+            if not 0 < self.efficiency <= 1:
+                raise ValueError(f"efficiency must be in (0, 1], found {self.efficiency}")
+            if self.dram is not None:
+                raise ValueError("give either efficiency or a dram block (which derives the "
+                                 "streaming efficiency from the DRAM timing), not both")
+        return self
+
+    @model_validator(mode="after")
+    def _device_consistent(self):
+        if self.dram is None:
+            return self
+        if self.kind != "dram":
+            raise ValueError(f"a dram block needs kind 'dram', found kind {self.kind!r}")
+        org = self.dram.organization
+        peak = org.peak_bytes_per_s
+        if abs(peak - self.bandwidth_bytes_per_s) > 0.01 * peak:
+            raise ValueError(
+                f"bandwidth_bytes_per_s {self.bandwidth_bytes_per_s:.6g} disagrees with the dram "
+                f"block's peak {peak:.6g} (units x access_bytes / (burst_cycles x tck_s)); "
+                f"expected {peak:.6g}")
+        if self.capacity_bytes > org.capacity_bytes:
+            raise ValueError(f"capacity_bytes {self.capacity_bytes} exceeds the dram block's "
+                             f"{org.capacity_bytes} (channels x banks x rows x row_bytes)")
+        return self
+
+
+class InterconnectSpec(StrictModel):
+    """Device-to-device links used by tensor and pipeline parallelism (per device, per
+    direction)."""
+
+    bandwidth_bytes_per_s: PositiveFloat
+    latency_s: NonNegativeFloat = 0.0
+    energy_pj_per_byte: NonNegativeFloat = 0.0
+
+
+class ServingPolicy(StrictModel):
+    """How an iteration of LLM serving is run on this design (see :mod:`archsim.serving`).
+
+    ``npu``: the unit running GEMMs; ``vector``: softmax, norms and element-wise ops;
+    ``attention``: the unit running decode attention GEMVs (a PIM unit, or ``npu``);
+    ``sub_batch_interleaving``: NeuPIMs' two sub-batches overlapping NPU and PIM work.
+    A design with one ``gpu_roofline`` unit runs everything on it and needs no policy.
+    """
+
+    npu: str
+    vector: str
+    attention: str
+    sub_batch_interleaving: bool | Literal["auto"] = False
 
 
 class DesignFile(StrictModel):
@@ -66,6 +122,8 @@ class DesignFile(StrictModel):
     clock_hz: PositiveFloat
     units: dict[str, dict[str, Any]]
     memories: dict[str, MemorySpec]
+    interconnect: InterconnectSpec | None = None
+    serving: ServingPolicy | None = None
     references: list[str] = []
 
 
@@ -93,6 +151,9 @@ class Design:
     overrides: tuple[str, ...] = ()
     resolved: Mapping[str, Any] = field(default_factory=dict, compare=False)
     references: tuple[str, ...] = ()
+    interconnect: InterconnectSpec | None = None
+    serving: ServingPolicy | None = None
+    fidelity: str = "analytical"
 
     @cached_property
     def hash(self) -> str:
@@ -106,9 +167,27 @@ class Design:
         return {n: UNIT_KINDS[s.kind](n, s, self) for n, s in self.units.items()}
 
     @cached_property
+    def dram_models(self) -> dict[str, Any]:
+        """Memory name -> :class:`archsim.units.hbm.HbmModel` for memories with a dram block."""
+        from archsim.units.hbm import HbmModel
+
+        return {n: HbmModel(m.dram) for n, m in self.memories.items() if m.dram is not None}
+
+    def memory_efficiency(self, name: str) -> float:
+        """Fraction of a memory's peak bandwidth that long streams achieve: derived from the
+        DRAM timing model when the memory has a dram block, else its ``efficiency`` (1.0 when
+        not given)."""
+        m = self.memories[name]
+        if m.dram is not None:
+            return float(self.dram_models[name].streaming_efficiency("analytical"))
+        return 1.0 if m.efficiency is None else m.efficiency
+
+    @cached_property
     def bandwidth_bytes_per_cycle(self) -> dict[str, float]:
-        """Memory name -> bandwidth in bytes per reference-clock cycle."""
-        return {n: m.bandwidth_bytes_per_s / self.clock_hz for n, m in self.memories.items()}
+        """Memory name -> achieved bandwidth (peak x :meth:`memory_efficiency`) in bytes per
+        reference-clock cycle."""
+        return {n: m.bandwidth_bytes_per_s * self.memory_efficiency(n) / self.clock_hz
+                for n, m in self.memories.items()}
 
     def outermost_memory(self, level: str) -> str:
         """Follow ``backing`` from ``level`` to the outermost memory level."""
@@ -384,13 +463,20 @@ def design_from_data(data: Any, source: str = "<design>", overrides: Sequence[st
                        f"{cur!r}")
             seen.add(cur)
             cur = mems[cur].backing
+    if top.serving is not None:
+        for key in ("npu", "vector", "attention"):
+            ref = getattr(top.serving, key)
+            if ref not in units:
+                _raise(source, lines, origin, ("serving", key),
+                       f"expected one of the units ({', '.join(units)}), found {ref!r}")
     for uname, u in units.items():
-        spm = getattr(u, "scratchpad", None)
-        if spm is not None and spm not in mems:
-            _raise(source, lines, origin, ("units", uname, "scratchpad"),
-                   f"expected one of the memories ({', '.join(mems)}), found {spm!r}")
+        for key in ("scratchpad", "memory"):
+            ref = getattr(u, key, None)
+            if ref is not None and ref not in mems:
+                _raise(source, lines, origin, ("units", uname, key),
+                       f"expected one of the memories ({', '.join(mems)}), found {ref!r}")
     return Design(
         name=top.name, description=top.description, clock_hz=top.clock_hz, units=units,
         memories=mems, source=source, overrides=tuple(overrides), resolved=data,
-        references=tuple(top.references),
+        references=tuple(top.references), interconnect=top.interconnect, serving=top.serving,
     )

@@ -2,7 +2,7 @@
 
 ``scalesim``: every row of a SCALE-Sim v3 results CSV (../shared/reference/scalesim_gemm.csv) is
 simulated on one systolic array of that shape and dataflow, through the same evaluator as any
-other workload (the built-in ``npu`` design with ``--set`` overrides for rows, cols and dataflow,
+other workload (the built-in ``sa128`` design with ``--set`` overrides for rows, cols and dataflow,
 a scratchpad large enough to hold the operands, and the whole GEMM as one tile, as SCALE-Sim
 computes it). Compute cycles are compared in SCALE-Sim's convention (see
 :func:`archsim.units.systolic.scalesim_reported_cycles`). Scratchpad reads are reported beside.
@@ -37,7 +37,7 @@ def simulate_gemm_on_array(M: int, N: int, K: int, rows: int, cols: int, dataflo
                                    name=f"gemm_{M}x{N}x{K}", default_bits=bits)
     el = bits // 8
     capacity = 2 * el * (M * K + K * N + M * N) + 1024
-    design = load_design("npu", [f"units.sa.rows={rows}", f"units.sa.cols={cols}",
+    design = load_design("sa128", [f"units.sa.rows={rows}", f"units.sa.cols={cols}",
                                  f"units.sa.dataflow={dataflow}",
                                  f"memories.spm.capacity_bytes={capacity}"])
     mapping = Mapping(binding={"Z": "sa"}, order=["Z"],

@@ -14,3 +14,15 @@ def timed(fn, repeat: int) -> tuple[float, object]:
         out = fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), out
+
+
+def write_results(path: str | None, rows: list) -> None:
+    """Write benchmark rows as JSON with the machine they ran on (nothing when ``path`` is None)."""
+    import json
+    import platform
+
+    if not path:
+        return
+    meta = {"python": platform.python_version(), "machine": platform.machine()}
+    with open(path, "w") as f:
+        json.dump({"meta": meta, "results": rows}, f, indent=2)

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 
 import dataflow
-from _timing import timed
+from _timing import timed, write_results
 from archsim import load_design, simulate
 
 SCALESIM_WALL_S = {"ws": 211.07, "os": 301.74, "is": 205.87}  # reference CSV, same GEMM, 128x128
@@ -21,7 +19,7 @@ def main() -> None:
     args = ap.parse_args()
 
     rows = []
-    design = load_design("npu")
+    design = load_design("sa128")
     gemm = dataflow.Cascade.from_text(["Z[m,n] = A[m,k] * B[k,n]"],
                                       {"m": 1024, "n": 4096, "k": 1024}, name="gemm")
     t, res = timed(lambda: simulate(design, gemm), args.repeat)
@@ -29,7 +27,7 @@ def main() -> None:
                  "speedup_vs_scalesim_ws": SCALESIM_WALL_S["ws"] / t})
 
     def with_load():
-        d = load_design("npu")
+        d = load_design("sa128")
         c = dataflow.Cascade.from_text(["Z[m,n] = A[m,k] * B[k,n]"],
                                        {"m": 1024, "n": 4096, "k": 1024}, name="gemm")
         return simulate(d, c)
@@ -48,10 +46,7 @@ def main() -> None:
         if "speedup_vs_scalesim_ws" in r:
             note = f"{r['speedup_vs_scalesim_ws']:,.0f}x faster than SCALE-Sim v3 (211 s)"
         print(f"{r['benchmark']:<32} {r['seconds'] * 1e3:>9.2f} ms {r['cycles']:>14,}  {note}")
-    if args.json:
-        meta = {"python": platform.python_version(), "machine": platform.machine()}
-        with open(args.json, "w") as f:
-            json.dump({"meta": meta, "results": rows}, f, indent=2)
+    write_results(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def gemm_run(tmp_path_factory, run_archsim):
     out = tmp_path_factory.mktemp("gemm")
     paths = {k: out / name for k, name in
              (("json", "r.json"), ("csv", "r.csv"), ("trace", "t.json"), ("plot", "p.png"))}
-    proc = run_archsim("simulate", "--design", "npu", "--einsum", GEMM,
+    proc = run_archsim("simulate", "--design", "sa128", "--einsum", GEMM,
                        "--ranks", "m=256,n=256,k=256", "--name", "gemm256",
                        *[a for k, p in paths.items() for a in (f"--{k}", p)], cwd=out)
     return proc, paths
@@ -42,7 +42,7 @@ def test_simulate_exit_and_summary(gemm_run):
     proc, paths = gemm_run
     out = ok(proc)
     res = json.loads(paths["json"].read_text())
-    assert out.startswith("design npu (")
+    assert out.startswith("design sa128 (")
     assert f"cycles {res['cycles']:,}" in out
     assert "gemm256" in out
 
@@ -52,7 +52,7 @@ def test_simulate_json_fields(gemm_run):
     res = json.loads(paths["json"].read_text())
     assert isinstance(res["cycles"], int) and res["cycles"] > 0
     assert res["seconds"] == pytest.approx(res["cycles"] / 1e9, rel=1e-12)
-    assert res["design"] == "npu"
+    assert res["design"] == "sa128"
     assert res["workload"] == "gemm256"
     assert res["mapper"] == "greedy"
     assert res["archsim_version"] == archsim.__version__
@@ -99,7 +99,7 @@ def test_simulate_csv(gemm_run):
 
 def test_simulate_csv_has_one_row_per_einsum(tmp_path, run_archsim):
     out = tmp_path / "att.csv"
-    ok(run_archsim("simulate", "--design", "npu", "--cascade", "attention", "--quiet",
+    ok(run_archsim("simulate", "--design", "sa128", "--cascade", "attention", "--quiet",
                    "--csv", out))
     rows = list(csv.DictReader(out.open(newline="")))
     assert [r["einsum"] for r in rows] == ["QK", "GM", "SN", "SD", "A", "AV"]
@@ -123,16 +123,16 @@ def test_simulate_plot_png(gemm_run):
 
 
 def test_simulate_quiet_prints_nothing(tmp_path, run_archsim):
-    proc = run_archsim("simulate", "--design", "npu", "--einsum", GEMM, "--ranks",
+    proc = run_archsim("simulate", "--design", "sa128", "--einsum", GEMM, "--ranks",
                        "m=64,n=64,k=64", "--quiet", cwd=tmp_path)
     assert ok(proc) == ""
 
 
 def test_simulate_builtin_cascade_and_ranks_override(tmp_path, run_archsim):
     full, half = tmp_path / "full.json", tmp_path / "half.json"
-    ok(run_archsim("simulate", "--design", "npu", "--cascade", "attention", "--quiet",
+    ok(run_archsim("simulate", "--design", "sa128", "--cascade", "attention", "--quiet",
                    "--json", full))
-    ok(run_archsim("simulate", "--design", "npu", "--cascade", "attention", "--quiet",
+    ok(run_archsim("simulate", "--design", "sa128", "--cascade", "attention", "--quiet",
                    "--ranks", "m=512", "--json", half))
     a, b = json.loads(full.read_text()), json.loads(half.read_text())
     assert a["workload"] == b["workload"] == "attention"
@@ -144,7 +144,7 @@ def test_simulate_builtin_cascade_and_ranks_override(tmp_path, run_archsim):
 
 def test_simulate_set_override_changes_result(tmp_path, run_archsim):
     base, small = tmp_path / "base.json", tmp_path / "small.json"
-    args = ("simulate", "--design", "npu", "--einsum", GEMM, "--ranks", "m=256,n=256,k=256",
+    args = ("simulate", "--design", "sa128", "--einsum", GEMM, "--ranks", "m=256,n=256,k=256",
             "--quiet")
     ok(run_archsim(*args, "--json", base))
     ok(run_archsim(*args, "--set", "units.sa.rows=64", "--set", "units.sa.cols=64",
@@ -159,7 +159,7 @@ def test_simulate_set_override_changes_result(tmp_path, run_archsim):
 # --------------------------------------------------------------------------- map
 def test_map_prints_table_and_cost_and_mapping_reproduces(tmp_path, run_archsim):
     mapping = tmp_path / "mapping.json"
-    out = ok(run_archsim("map", "--design", "npu", "--cascade", "attention", "--out", mapping))
+    out = ok(run_archsim("map", "--design", "sa128", "--cascade", "attention", "--out", mapping))
     assert re.search(r"^\s*0\s+sa\s+QK\[m,p\]", out, re.M), out
     assert re.search(r"^\s*1\s+vu\s+GM\[p\]", out, re.M), out
     m = re.search(r"^cost: ([\d,]+) cycles", out, re.M)
@@ -170,7 +170,7 @@ def test_map_prints_table_and_cost_and_mapping_reproduces(tmp_path, run_archsim)
     assert saved["binding"] == {"QK": "sa", "GM": "vu", "SN": "vu", "SD": "vu", "A": "vu",
                                 "AV": "sa"}
     res = tmp_path / "r.json"
-    ok(run_archsim("simulate", "--design", "npu", "--cascade", "attention", "--quiet",
+    ok(run_archsim("simulate", "--design", "sa128", "--cascade", "attention", "--quiet",
                    "--mapping", mapping, "--json", res))
     assert cycles_of(res) == cost
 
@@ -180,7 +180,7 @@ def test_map_prints_table_and_cost_and_mapping_reproduces(tmp_path, run_archsim)
     moved = tmp_path / "moved.json"
     moved.write_text(json.dumps(saved))
     res2 = tmp_path / "r2.json"
-    ok(run_archsim("simulate", "--design", "npu", "--cascade", "attention", "--quiet",
+    ok(run_archsim("simulate", "--design", "sa128", "--cascade", "attention", "--quiet",
                    "--mapping", moved, "--json", res2))
     r2 = json.loads(res2.read_text())
     assert r2["units"]["vu"]["tasks"] == 5 and r2["units"]["sa"]["tasks"] == 1
@@ -190,14 +190,16 @@ def test_map_prints_table_and_cost_and_mapping_reproduces(tmp_path, run_archsim)
 # --------------------------------------------------------------------------- designs, cascades
 def test_designs_lists_npu(run_archsim):
     out = ok(run_archsim("designs"))
-    assert re.search(r"^npu\s+One 128x128", out, re.M), out
+    assert re.search(r"^sa128\s+One 128x128", out, re.M), out
+    for name in ("npu", "npu_pim_blocked", "neupims", "a100"):
+        assert re.search(rf"^{name}\s", out, re.M), out
     assert ok(run_archsim("designs", "list")) == out
 
 
 def test_designs_show_with_set(run_archsim):
-    out = ok(run_archsim("designs", "show", "npu", "--set", "units.sa.rows=64"))
+    out = ok(run_archsim("designs", "show", "sa128", "--set", "units.sa.rows=64"))
     lines = out.splitlines()
-    assert lines[0].startswith("# npu (hash ")
+    assert lines[0].startswith("# sa128 (hash ")
     assert "    rows: 64" in lines
     assert "    rows: 128" not in lines
     assert "    cols: 128" in lines
@@ -291,7 +293,7 @@ def test_regress_repo_goldens(run_archsim, repo_root):
 
 
 def test_regress_update_check_and_diff(tmp_path, run_archsim):
-    case = {"description": "small GEMM", "design": "npu", "set": [],
+    case = {"description": "small GEMM", "design": "sa128", "set": [],
             "workload": {"einsum": [GEMM], "ranks": {"m": 128, "n": 128, "k": 128}},
             "mapper": "greedy"}
     (tmp_path / "gemm.json").write_text(json.dumps(case))
@@ -319,70 +321,70 @@ def test_regress_update_check_and_diff(tmp_path, run_archsim):
 USER_ERRORS = {
     "unknown design": (
         ["simulate", "--design", "no_such_design", "--cascade", "attention"],
-        ["unknown design 'no_such_design'", "npu"]),
+        ["unknown design 'no_such_design'", "sa128"]),
     "bad --set value": (
-        ["simulate", "--design", "npu", "--set", "units.sa.rows=abc", "--cascade", "attention"],
+        ["simulate", "--design", "sa128", "--set", "units.sa.rows=abc", "--cascade", "attention"],
         ["--set units.sa.rows=abc", "units.sa.rows", "'abc'"]),
     "malformed --set": (
-        ["simulate", "--design", "npu", "--set", "units.sa.rows", "--cascade", "attention"],
+        ["simulate", "--design", "sa128", "--set", "units.sa.rows", "--cascade", "attention"],
         ["--set 'units.sa.rows'", "path.to.key=value"]),
     "--set unknown unit": (
-        ["simulate", "--design", "npu", "--set", "units.xx.rows=8", "--cascade", "attention"],
+        ["simulate", "--design", "sa128", "--set", "units.xx.rows=8", "--cascade", "attention"],
         ["no key 'xx' under units", "sa, vu"]),
     "einsum rank without a size": (
-        ["simulate", "--design", "npu", "--einsum", GEMM, "--ranks", "m=4,n=4"],
+        ["simulate", "--design", "sa128", "--einsum", GEMM, "--ranks", "m=4,n=4"],
         ["unknown rank 'k'", "m, n"]),
     "--ranks names a rank no einsum uses": (
-        ["simulate", "--design", "npu", "--einsum", GEMM, "--ranks", "m=4,n=4,k=4,q=3"],
+        ["simulate", "--design", "sa128", "--einsum", GEMM, "--ranks", "m=4,n=4,k=4,q=3"],
         ["--ranks", "unknown rank 'q'", "m, n, k"]),
     "--ranks not a number": (
-        ["simulate", "--design", "npu", "--einsum", GEMM, "--ranks", "m=4,n=4,k=x"],
+        ["simulate", "--design", "sa128", "--einsum", GEMM, "--ranks", "m=4,n=4,k=x"],
         ["--ranks", "'k'", "'x'"]),
     "einsum syntax error": (
-        ["simulate", "--design", "npu", "--einsum", "Z[m,n] = A[m,k] *", "--ranks", "m=4,n=4,k=4"],
+        ["simulate", "--design", "sa128", "--einsum", "Z[m,n] = A[m,k] *", "--ranks", "m=4,n=4,k=4"],
         ["einsums[0]", "Z[m,n] = A[m,k] *"]),
     "missing --ranks": (
-        ["simulate", "--design", "npu", "--einsum", GEMM],
+        ["simulate", "--design", "sa128", "--einsum", GEMM],
         ["--einsum needs --ranks"]),
     "no workload": (
-        ["simulate", "--design", "npu"],
+        ["simulate", "--design", "sa128"],
         ["no workload", "--cascade"]),
     "missing cascade file": (
-        ["simulate", "--design", "npu", "--cascade", "/nonexistent/cascade.yaml"],
+        ["simulate", "--design", "sa128", "--cascade", "/nonexistent/cascade.yaml"],
         ["/nonexistent/cascade.yaml", "no such file"]),
     "unknown built-in cascade": (
-        ["simulate", "--design", "npu", "--cascade", "no_such_cascade"],
+        ["simulate", "--design", "sa128", "--cascade", "no_such_cascade"],
         ["unknown cascade 'no_such_cascade'", "attention"]),
     "--ranks override unknown for cascade": (
-        ["simulate", "--design", "npu", "--cascade", "attention", "--ranks", "zz=4"],
+        ["simulate", "--design", "sa128", "--cascade", "attention", "--ranks", "zz=4"],
         ["unknown rank 'zz'"]),
     "unknown mapper": (
-        ["simulate", "--design", "npu", "--cascade", "attention", "--mapper", "no_such_mapper"],
+        ["simulate", "--design", "sa128", "--cascade", "attention", "--mapper", "no_such_mapper"],
         ["unknown mapper 'no_such_mapper'", "greedy"]),
     "map with unknown mapper": (
-        ["map", "--design", "npu", "--cascade", "attention", "--mapper", "no_such_mapper"],
+        ["map", "--design", "sa128", "--cascade", "attention", "--mapper", "no_such_mapper"],
         ["unknown mapper 'no_such_mapper'"]),
     "impossible mapping": (
-        ["simulate", "--design", "npu", "--set", "memories.spm.capacity_bytes=64",
+        ["simulate", "--design", "sa128", "--set", "memories.spm.capacity_bytes=64",
          "--einsum", GEMM, "--ranks", "m=256,n=256,k=256"],
         ["'Z'", "spm", "64"]),
     "missing mapping file": (
-        ["simulate", "--design", "npu", "--cascade", "attention", "--mapping",
+        ["simulate", "--design", "sa128", "--cascade", "attention", "--mapping",
          "/nonexistent/m.json"],
         ["/nonexistent/m.json", "not found"]),
     "unwritable --json": (
-        ["simulate", "--design", "npu", "--einsum", GEMM, "--ranks", "m=4,n=4,k=4",
+        ["simulate", "--design", "sa128", "--einsum", GEMM, "--ranks", "m=4,n=4,k=4",
          "--json", "/nonexistent/dir/x.json"],
         ["--json /nonexistent/dir/x.json", "/nonexistent/dir", "does not exist"]),
     "unsupported --plot format": (
-        ["simulate", "--design", "npu", "--einsum", GEMM, "--ranks", "m=4,n=4,k=4",
+        ["simulate", "--design", "sa128", "--einsum", GEMM, "--ranks", "m=4,n=4,k=4",
          "--plot", "fig.xyz"],
         ["--plot fig.xyz", "'.xyz'", ".png"]),
     "unwritable map --out": (
-        ["map", "--design", "npu", "--cascade", "attention", "--out", "/nonexistent/dir/m.json"],
+        ["map", "--design", "sa128", "--cascade", "attention", "--out", "/nonexistent/dir/m.json"],
         ["--out /nonexistent/dir/m.json", "does not exist"]),
     "unknown option": (
-        ["simulate", "--design", "npu", "--cascade", "attention", "--no-such-option"],
+        ["simulate", "--design", "sa128", "--cascade", "attention", "--no-such-option"],
         ["unrecognized arguments: --no-such-option"]),
     "missing --design": (
         ["simulate", "--cascade", "attention"],
@@ -427,7 +429,7 @@ def test_user_error_csv_without_rows(tmp_path, run_archsim):
 
 def test_user_error_design_file_names_file_and_line(tmp_path, run_archsim):
     design = tmp_path / "d.yaml"
-    npu = (builtin_designs_dir() / "npu.yaml").read_text()
+    npu = (builtin_designs_dir() / "sa128.yaml").read_text()
     assert npu.count("dataflow: ws") == 1
     design.write_text(npu.replace("dataflow: ws", "dataflow: xs"))
     line_no = next(i for i, t in enumerate(design.read_text().splitlines(), 1) if "dataflow: xs" in t)

@@ -27,19 +27,19 @@ def test_models_json_lists_every_builtin_with_the_documented_fields(run_archsim)
 
 def test_map_whole_model_decode(run_archsim, tmp_path):
     out = tmp_path / "r.json"
-    text = ok(run_archsim("map", "--design", "npu", *DECODE, "--json", out))
+    text = ok(run_archsim("map", "--design", "sa128", *DECODE, "--json", out))
     assert "llama2-7b-decode-fp16" in text
     result = json.loads(out.read_text())
     direct = dataflow.model_graph("llama2-7b", "decode", 32, 1024)
     import archsim
-    assert result["cycles"] == archsim.simulate("npu", direct).cycles
+    assert result["cycles"] == archsim.simulate("sa128", direct).cycles
     # 32 layers of 7 GEMMs (Q, K, V, O, gate, up, down) + QK and AV = 288 tasks at least
     assert sum(u["tasks"] for u in result["units"].values()) > 32 * 9
 
 
 def test_simulate_model_tp_dtype_and_kv_list(run_archsim, tmp_path):
     out = tmp_path / "r.json"
-    ok(run_archsim("simulate", "--design", "npu", "--model", "llama2-70b", "--phase",
+    ok(run_archsim("simulate", "--design", "sa128", "--model", "llama2-70b", "--phase",
                    "decode", "--batch", "4", "--kv", "512,1024,1024,2048", "--tp", "4",
                    "--dtype", "fp8", "--layers", "8", "--json", out, "--quiet"))
     res = json.loads(out.read_text())
@@ -71,7 +71,7 @@ def test_workload_yaml_round_trips(run_archsim, tmp_path):
     assert dataflow.Cascade.from_yaml(path) == dataflow.model_graph("bert-base", "prefill", 2,
                                                                     128)
     # the saved cascade runs as a --cascade workload
-    ok(run_archsim("simulate", "--design", "npu", "--cascade", path, "--quiet"))
+    ok(run_archsim("simulate", "--design", "sa128", "--cascade", path, "--quiet"))
 
 
 def test_model_config_json_path(run_archsim, tmp_path):
@@ -105,7 +105,7 @@ def test_model_config_json_path(run_archsim, tmp_path):
     (["workload", "--cascade", "gemm", "--model", "llama2-7b"], "give one workload"),
     (["workload", "--model", "llama2-7b", "--graph", "/nope/g.png"], "does not exist"),
     (["workload", "--model", "llama2-7b", "--graph", "g.txt"], "unsupported figure format"),
-    (["simulate", "--design", "npu", "--model", "llama2-7b", "--ranks", "m=4"],
+    (["simulate", "--design", "sa128", "--model", "llama2-7b", "--ranks", "m=4"],
      "--ranks applies to --cascade"),
 ])
 def test_model_user_errors(run_archsim, tmp_path, args, needle):
@@ -138,7 +138,7 @@ def test_onnx_model_on_the_cli(run_archsim, tmp_path):
     rows = json.loads(j.read_text())["einsums"]
     assert sum(r["flops"] for r in rows if r["gemm"]) == 2 * 16 * (64 * 128 + 128 * 32)
     out = tmp_path / "r.json"
-    ok(run_archsim("simulate", "--design", "npu", "--model", path, "--batch", "16",
+    ok(run_archsim("simulate", "--design", "sa128", "--model", path, "--batch", "16",
                    "--json", out, "--quiet"))
     assert json.loads(out.read_text())["units"]["sa"]["tasks"] >= 1
 

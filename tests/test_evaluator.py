@@ -7,8 +7,8 @@ import dataflow
 from archsim import Mapping, MappingError, load_design, simulate
 from archsim.units.systolic import gemm_compute_cycles
 
-NPU = load_design("npu")
-HBM_B_PER_CYCLE = 1.024e12 / 1e9  # designs/npu.yaml: hbm bandwidth_bytes_per_s / clock_hz
+NPU = load_design("sa128")
+HBM_B_PER_CYCLE = 1.024e12 / 1e9  # designs/sa128.yaml: hbm bandwidth_bytes_per_s / clock_hz
 
 
 def gemm(m, n, k, bits=16, name="gemm"):
@@ -41,7 +41,7 @@ def test_gemv_goes_to_the_vector_unit_and_is_memory_bound_when_bandwidth_is_low(
     assert gemm_compute_cycles(1, 4096, 4096, 128, 128, "ws") == 392192
     assert r.timeline[0].unit == "vu"
     assert r.timeline[0].compute_cycles == 4096 * 4096 // 128 + 1
-    slow = load_design("npu", ["memories.hbm.bandwidth_bytes_per_s=1.0e+11"])
+    slow = load_design("sa128", ["memories.hbm.bandwidth_bytes_per_s=1.0e+11"])
     r2 = simulate(slow, c, r.mapping)
     weight_bytes = 4096 * 4096 * 2
     assert r2.cycles >= weight_bytes / 100.0
@@ -67,7 +67,7 @@ def test_vector_einsum_by_hand():
 def test_low_bandwidth_turns_a_gemm_memory_bound():
     c = gemm(512, 512, 512)
     fast = simulate(NPU, c)
-    slow_d = load_design("npu", ["memories.hbm.bandwidth_bytes_per_s=1.0e+9"])  # 1 B/cycle
+    slow_d = load_design("sa128", ["memories.hbm.bandwidth_bytes_per_s=1.0e+9"])  # 1 B/cycle
     slow = simulate(slow_d, c, fast.mapping)
     offchip = slow.memory["hbm"].read_bytes + slow.memory["hbm"].write_bytes
     assert slow.cycles == pytest.approx(offchip / 1.0, rel=1e-6)
@@ -96,8 +96,8 @@ def test_dependent_task_waits_for_its_producer():
 
 def test_larger_array_via_override():
     c = gemm(1024, 1024, 1024)
-    r1 = simulate("npu", c)
-    r2 = simulate("npu", c, overrides=("units.sa.rows=256", "units.sa.cols=256"))
+    r1 = simulate("sa128", c)
+    r2 = simulate("sa128", c, overrides=("units.sa.rows=256", "units.sa.cols=256"))
     assert r2.timeline[0].compute_cycles < r1.timeline[0].compute_cycles
     assert r2.design_hash != r1.design_hash
     assert r2.overrides == ["units.sa.rows=256", "units.sa.cols=256"]
@@ -113,7 +113,7 @@ def test_results_are_deterministic():
 def test_result_identity_fields():
     c = gemm(64, 64, 64, name="tiny")
     d = simulate(NPU, c).to_dict(timeline=False)
-    assert d["design"] == "npu" and d["workload"] == "tiny" and d["mapper"] == "greedy"
+    assert d["design"] == "sa128" and d["workload"] == "tiny" and d["mapper"] == "greedy"
     assert len(d["design_hash"]) == 12 and len(d["workload_hash"]) == 12
     assert d["archsim_version"]
     assert "timeline" not in d
@@ -155,8 +155,8 @@ def test_tiling_that_does_not_fit_is_rejected():
 
 
 def test_scratchpad_too_small_for_any_tile():
-    d = load_design("npu", ["memories.spm.capacity_bytes=64"])
-    with pytest.raises(MappingError, match="no unit of npu can run einsum 'Z'"):
+    d = load_design("sa128", ["memories.spm.capacity_bytes=64"])
+    with pytest.raises(MappingError, match="no unit of sa128 can run einsum 'Z'"):
         simulate(d, gemm(256, 256, 256))
 
 

@@ -31,16 +31,16 @@ def test_golden_case_reproduces(path):
 
 
 def test_regress_reports_a_changed_figure(tmp_path):
-    src = GOLDEN / "npu_mlp.json"
+    src = GOLDEN / "sa128_mlp.json"
     dst = tmp_path / src.name
     shutil.copy(src, dst)
     case = json.loads(dst.read_text())
     case["expected"]["cycles"] += 10
     dst.write_text(json.dumps(case))
     out = regress.check(tmp_path)
-    assert out["npu_mlp"] == [f"cycles: {case['expected']['cycles']:,} -> "
+    assert out["sa128_mlp"] == [f"cycles: {case['expected']['cycles']:,} -> "
                               f"{case['expected']['cycles'] - 10:,} "
                               f"({-1000 / case['expected']['cycles']:+.3f}%)"]
     assert regress.main(tmp_path) == 1
     assert regress.main(tmp_path, update=True) == 0
-    assert regress.check(tmp_path)["npu_mlp"] == []
+    assert regress.check(tmp_path)["sa128_mlp"] == []

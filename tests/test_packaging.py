@@ -65,7 +65,7 @@ def test_wheel_contents(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("archsim/__init__.py", "archsim/cli.py", "archsim/spec.py",
                      "archsim/units/__init__.py", "archsim/designs/__init__.py",
-                     "archsim/designs/npu.yaml",
+                     "archsim/designs/sa128.yaml",
                      "dataflow/__init__.py", "dataflow/cascades/__init__.py",
                      "dataflow/cascades/attention.yaml",
                      "mappers/__init__.py"):
@@ -110,7 +110,7 @@ def _run_isolated(code: str, site: Path, cwd: Path, *args: str) -> subprocess.Co
 PROBE = """
 import json, archsim, dataflow, mappers
 from archsim.spec import builtin_designs, builtin_designs_dir
-d = archsim.load_design("npu")
+d = archsim.load_design("sa128")
 c = dataflow.load_cascade("attention")
 r = archsim.simulate(d, dataflow.Cascade.from_text(["Z[m,n] = A[m,k] * B[k,n]"],
                                                    {"m": 64, "n": 64, "k": 64}))
@@ -132,10 +132,10 @@ def test_unzipped_wheel_works_without_the_checkout(unzipped, tmp_path):
     for mod in ("archsim", "dataflow", "mappers"):
         assert Path(info[mod]).resolve().is_relative_to(root), (mod, info[mod])
     assert Path(info["designs_dir"]).resolve().is_relative_to(root)
-    assert Path(info["source"]).resolve() == root / "archsim" / "designs" / "npu.yaml"
-    assert "npu" in info["designs"]
-    assert info["design"] == "npu"
-    assert info["hash"] == load_design("npu").hash      # the same file as the checkout's
+    assert Path(info["source"]).resolve() == root / "archsim" / "designs" / "sa128.yaml"
+    assert "sa128" in info["designs"]
+    assert info["design"] == "sa128"
+    assert info["hash"] == load_design("sa128").hash      # the same file as the checkout's
     assert info["cascade"] == "attention"
     assert info["einsums"] == ["QK", "GM", "SN", "SD", "A", "AV"]
     assert info["cycles"] > 0
@@ -144,7 +144,8 @@ def test_unzipped_wheel_works_without_the_checkout(unzipped, tmp_path):
 def test_unzipped_wheel_cli(unzipped, tmp_path):
     proc = _run_isolated("", unzipped, tmp_path, "-m", "archsim.cli", "designs")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split()[0] == "npu"
+    listed = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
+    assert {"sa128", "npu", "neupims", "npu_pim_blocked", "a100"} <= listed
     proc = _run_isolated("", unzipped, tmp_path, "-m", "archsim.cli", "cascades", "show",
                          "attention")
     assert proc.returncode == 0, proc.stderr

@@ -21,7 +21,7 @@ from archsim import Mapping, load_design, simulate
 from archsim.units.systolic import gemm_compute_cycles
 from mappers import greedy_mapping
 
-NPU = load_design("npu")
+NPU = load_design("sa128")
 ANOMALY_BOUND = 0.01  # relative; observed worst on 750 random cases: 0.02%
 
 SETTINGS = settings(max_examples=100, deadline=None,
@@ -34,7 +34,7 @@ bw_scale = st.sampled_from([1.0, 1.5, 2.0, 4.0, 16.0])
 
 
 def _scaled(hbm: float, spm: float):
-    return load_design("npu", [
+    return load_design("sa128", [
         f"memories.hbm.bandwidth_bytes_per_s={1.024e12 * hbm!r}",
         f"memories.spm.bandwidth_bytes_per_s={2.048e12 * spm!r}",
     ])
@@ -104,9 +104,9 @@ def test_larger_array_never_slower_when_the_gemm_fills_it(df, R, C, a, b, k, gro
     M, N, K = a * unit, b * unit, k * unit
     c, m = _one_tile(M, N, K)
     cap = 4 * 2 * (M * K + K * N + M * N)
-    small = load_design("npu", [f"units.sa.rows={R}", f"units.sa.cols={C}",
+    small = load_design("sa128", [f"units.sa.rows={R}", f"units.sa.cols={C}",
                                 f"units.sa.dataflow={df}", f"memories.spm.capacity_bytes={cap}"])
-    big = load_design("npu", [f"units.sa.rows={R * gr}", f"units.sa.cols={C * gc}",
+    big = load_design("sa128", [f"units.sa.rows={R * gr}", f"units.sa.cols={C * gc}",
                               f"units.sa.dataflow={df}", f"memories.spm.capacity_bytes={cap}"])
     assert simulate(big, c, m).cycles <= simulate(small, c, m).cycles
 
@@ -117,8 +117,8 @@ def test_larger_array_slower_on_small_gemm():
     assert gemm_compute_cycles(64, 64, 64, 64, 64, "ws") == 254
     assert gemm_compute_cycles(64, 64, 64, 128, 128, "ws") == 446
     c, m = _one_tile(64, 64, 64)
-    big = load_design("npu", ["memories.spm.capacity_bytes=1000000"])
-    mid = load_design("npu", ["units.sa.rows=64", "units.sa.cols=64",
+    big = load_design("sa128", ["memories.spm.capacity_bytes=1000000"])
+    mid = load_design("sa128", ["units.sa.rows=64", "units.sa.cols=64",
                               "memories.spm.capacity_bytes=1000000"])
     assert simulate(big, c, m).cycles > simulate(mid, c, m).cycles
 

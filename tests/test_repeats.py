@@ -117,8 +117,8 @@ def test_repeated_model_equals_unrolled(name, reqs, kwargs):
     assert flat.repeats == ()
     body = c.repeat_body(rep)
     assert len(flat.einsums) == len(c.einsums) + (rep.count - 1) * len(body)
-    r = archsim.simulate("npu", c)
-    u = archsim.simulate("npu", flat)
+    r = archsim.simulate("sa128", c)
+    u = archsim.simulate("sa128", flat)
     assert_same_run(r, u, rep.count, len(body), len(c.einsums) - len(body))
     # every unrolled instance ran on the unit the repeated body's einsum ran on
     unit = {t.einsum: t.unit for t in r.timeline}
@@ -134,15 +134,15 @@ def test_carried_layer_input_and_output_share_a_level():
     moves the same bytes."""
     c = model_cascade("llama2-7b", phase_requests("decode", 128, 256), layers=3)
     assert c.repeats[0].carry == (("X3", "X"),)
-    r = archsim.simulate("npu", c)
+    r = archsim.simulate("sa128", c)
     assert r.mapping.placement["X"] == r.mapping.placement["X3"] == "hbm"
     flat = unroll(c)
     base = {t: re.sub(r"_I\d+$", "", t) for t in flat.tensors}
     placement = {t: r.mapping.placement[base[t]] for t in flat.tensors}
-    greedy = get_mapper("greedy")(flat, load_design("npu"))
+    greedy = get_mapper("greedy")(flat, load_design("sa128"))
     mapping = Mapping(binding=greedy.binding, order=greedy.order, placement=placement,
                       mapper="greedy")
-    u = archsim.simulate("npu", flat, mapping)
+    u = archsim.simulate("sa128", flat, mapping)
     for level in ("hbm", "spm"):
         assert r.memory[level].read_bytes == pytest.approx(u.memory[level].read_bytes, rel=1e-3)
         assert r.memory[level].write_bytes == pytest.approx(u.memory[level].write_bytes,
@@ -152,20 +152,20 @@ def test_carried_layer_input_and_output_share_a_level():
 
 def test_a_mapping_that_splits_a_carry_is_rejected():
     c = model_cascade("llama2-7b", phase_requests("decode", 4, 128), layers=2)
-    m = get_mapper("greedy")(c, load_design("npu"))
+    m = get_mapper("greedy")(c, load_design("sa128"))
     placement = dict(m.placement)
     placement["X"], placement["X3"] = "spm", "hbm"
     bad = Mapping(binding=m.binding, order=m.order, placement=placement)
     with pytest.raises(MappingError, match="carries 'X3' into 'X'"):
-        archsim.simulate("npu", c, bad)
+        archsim.simulate("sa128", c, bad)
 
 
 def test_repeated_model_timeline():
     c = model_cascade("llama2-7b", phase_requests("decode", 4, 128), layers=4)
     (rep,) = c.repeats
     body = set(c.repeat_body(rep))
-    r = archsim.simulate("npu", c)
-    u = archsim.simulate("npu", unroll(c))
+    r = archsim.simulate("sa128", c)
+    u = archsim.simulate("sa128", unroll(c))
     for t in r.timeline:
         assert t.instances == (4 if t.einsum in body else 1)
     # a body record shows the first instance
@@ -226,18 +226,18 @@ def hand_written(layers: int, repeated: bool) -> Cascade:
 @pytest.mark.parametrize("layers", [1, 2, 5])
 def test_hand_written_repeat_equals_unrolled(layers):
     rep, flat = hand_written(layers, True), hand_written(layers, False)
-    r = archsim.simulate("npu", rep)
-    u = archsim.simulate("npu", flat)
+    r = archsim.simulate("sa128", rep)
+    u = archsim.simulate("sa128", flat)
     assert_same_run(r, u, layers, 3, 2)
     # the generic unroller (used on the model graphs) agrees with the hand-written copies
     generic = unroll(rep)
     assert len(generic.einsums) == len(flat.einsums) == 3 * layers + 2
-    assert archsim.simulate("npu", generic).cycles == u.cycles
+    assert archsim.simulate("sa128", generic).cycles == u.cycles
 
 
 def test_hand_written_repeat_scales_linearly():
-    one = archsim.simulate("npu", hand_written(1, True))
-    five = archsim.simulate("npu", hand_written(5, True))
+    one = archsim.simulate("sa128", hand_written(1, True))
+    five = archsim.simulate("sa128", hand_written(5, True))
     body = [t for t in one.timeline if t.einsum in ("H", "A", "Y")]
     span = max(t.end_cycle for t in body) - min(t.start_cycle for t in body)
     assert span > 0
@@ -251,13 +251,13 @@ def test_llama2_7b_decode_simulates_quickly():
     the real number; the bound here only guards against unrolling by accident)."""
     t0 = time.perf_counter()
     c = model_cascade("llama2-7b", phase_requests("decode", 32, 1024))
-    r = archsim.simulate("npu", c)
+    r = archsim.simulate("sa128", c)
     elapsed = time.perf_counter() - t0
     assert elapsed < 5.0
     assert c.repeats[0].count == 32
     assert r.cycles > 0
     # decode is bound by reading the weights (~13.2 GB in fp16) and the KV cache from HBM
-    hbm_bytes_per_cycle = 1.024e12 / 1e9              # designs/npu.yaml
+    hbm_bytes_per_cycle = 1.024e12 / 1e9              # designs/sa128.yaml
     weights = 2 * 6_607_077_376                       # matmul params of llama2-7b, fp16
     kv = 2 * 2 * 32 * 1024 * 32 * 4096                # K and V, batch 32, 1024 tokens, fp16
     assert r.memory["hbm"].read_bytes >= weights + kv

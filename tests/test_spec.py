@@ -84,11 +84,11 @@ def test_base_design_loads_with_its_values(write):
 
 
 def test_builtin_npu_loads():
-    assert "npu" in builtin_designs()
-    assert (builtin_designs_dir() / "npu.yaml").is_file()
-    d = load_design("npu")
-    assert d.name == "npu"
-    assert d.source.endswith("npu.yaml")
+    assert "sa128" in builtin_designs()
+    assert (builtin_designs_dir() / "sa128.yaml").is_file()
+    d = load_design("sa128")
+    assert d.name == "sa128"
+    assert d.source.endswith("sa128.yaml")
     assert d.clock_hz == 1e9
     assert set(d.units) == {"sa", "vu"}
     assert (d.units["sa"].rows, d.units["sa"].cols, d.units["sa"].dataflow) == (128, 128, "ws")
@@ -98,28 +98,28 @@ def test_builtin_npu_loads():
 
 
 def test_bandwidth_bytes_per_cycle_is_bandwidth_over_clock():
-    d = load_design("npu")
+    d = load_design("sa128")
     for name, m in d.memories.items():
         assert d.bandwidth_bytes_per_cycle[name] == pytest.approx(
             m.bandwidth_bytes_per_s / d.clock_hz)
     assert d.bandwidth_bytes_per_cycle == {"spm": 2048.0, "hbm": 1024.0}
-    fast = load_design("npu", ["clock_hz=2e9"])
+    fast = load_design("sa128", ["clock_hz=2e9"])
     assert fast.bandwidth_bytes_per_cycle == {"spm": 1024.0, "hbm": 512.0}
 
 
 def test_hash_is_stable_and_follows_the_resolved_design(write):
-    h = load_design("npu").hash
+    h = load_design("sa128").hash
     assert re.fullmatch(r"[0-9a-f]{12}", h)
-    assert load_design("npu").hash == h
-    assert load_design("npu", ["units.sa.rows=64"]).hash != h
-    assert load_design("npu", ["units.sa.rows=64"]).hash == \
-        load_design("npu", ["units.sa.rows=64"]).hash
+    assert load_design("sa128").hash == h
+    assert load_design("sa128", ["units.sa.rows=64"]).hash != h
+    assert load_design("sa128", ["units.sa.rows=64"]).hash == \
+        load_design("sa128", ["units.sa.rows=64"]).hash
     # overriding a key with the value it already has is the same design
-    assert load_design("npu", ["units.sa.rows=128"]).hash == h
-    assert load_design("npu", ["clock_hz=1e9"]).hash == h
-    assert load_design("npu", ["clock_hz=1000000000"]).hash == h
+    assert load_design("sa128", ["units.sa.rows=128"]).hash == h
+    assert load_design("sa128", ["clock_hz=1e9"]).hash == h
+    assert load_design("sa128", ["clock_hz=1000000000"]).hash == h
     # the resolved design written back out loads to the same hash
-    d = load_design("npu", ["units.sa.dataflow=os"])
+    d = load_design("sa128", ["units.sa.dataflow=os"])
     again = load_design(write(d.to_yaml()))
     assert again.hash == d.hash != h
 
@@ -335,7 +335,7 @@ def test_file_not_found(tmp_path):
 def test_unknown_builtin_lists_builtins():
     msg = error_of("no_such_design")
     assert msg.startswith("unknown design 'no_such_design'; built-in designs: ")
-    assert "npu" in msg.split("built-in designs:")[1]
+    assert "sa128" in msg.split("built-in designs:")[1]
 
 
 # --------------------------------------------------------------------------- --set
@@ -349,7 +349,7 @@ def test_set_int(write):
 
 def test_set_float_written_without_sign_in_exponent():
     # PyYAML reads "2e9" as a string; the design must still get the float 2e9
-    d = load_design("npu", ["clock_hz=2e9"])
+    d = load_design("sa128", ["clock_hz=2e9"])
     assert d.clock_hz == 2e9
     assert type(d.clock_hz) is float
     assert d.resolved["clock_hz"] == 2e9 and type(d.resolved["clock_hz"]) is float

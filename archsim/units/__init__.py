@@ -15,6 +15,8 @@ from archsim.units.base import (
     UnitSpec,
 )
 from archsim.units.systolic import SystolicArray
+from archsim.units.pim import BankPim
+from archsim.units.roofline import GpuRoofline
 from archsim.units.vector import VectorUnit
 
 UNIT_KINDS: dict[str, type[UnitModel]] = {}
@@ -30,8 +32,10 @@ def register_unit(model: type[UnitModel]) -> type[UnitModel]:
 
 register_unit(SystolicArray)
 register_unit(VectorUnit)
+register_unit(GpuRoofline)
+register_unit(BankPim)
 
 __all__ = [
     "Phase", "PlanContext", "StrictModel", "TaskPlan", "Traffic", "UnitModel", "UnitSpec",
-    "SystolicArray", "VectorUnit", "UNIT_KINDS", "register_unit",
+    "SystolicArray", "VectorUnit", "GpuRoofline", "BankPim", "UNIT_KINDS", "register_unit",
 ]

@@ -44,7 +44,7 @@ import math
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import NonNegativeFloat, PositiveInt
+from pydantic import NonNegativeFloat, PositiveInt, model_validator
 
 from archsim.errors import MappingError
 from archsim.units.base import (
@@ -77,6 +77,15 @@ class SystolicArraySpec(UnitSpec):
     dataflow: Dataflow
     scratchpad: str
     energy: SystolicEnergy
+    arrays: PositiveInt = 1
+    double_buffered: bool = False
+
+    @model_validator(mode="after")
+    def _db_needs_stationary(self):
+        if self.double_buffered and self.dataflow == "os":
+            raise ValueError("double_buffered applies to a stationary operand (dataflow ws or "
+                             "is), found dataflow 'os'")
+        return self
 
 
 # --------------------------------------------------------------------------- closed forms
@@ -103,14 +112,27 @@ def fold_count(dataflow: str, rows: int, cols: int, M, N, K):
     return -(-np.asarray(Sr) // rows) * -(-np.asarray(Sc) // cols)
 
 
-def gemm_compute_cycles(M, N, K, rows: int, cols: int, dataflow: str):
-    """Cycles to compute ``Z[M,N] = A[M,K] B[K,N]`` on an R x C array, memory never stalling.
+def gemm_compute_cycles(M, N, K, rows: int, cols: int, dataflow: str, arrays: int = 1,
+                        double_buffered: bool = False):
+    """Cycles to compute ``Z[M,N] = A[M,K] B[K,N]`` on ``arrays`` R x C arrays, memory never
+    stalling.
 
+    The folds are dealt to the arrays evenly (``ceil(folds / arrays)`` each). Without double
+    buffering the folds of an array run back to back as in SCALE-Sim. With
+    ``double_buffered`` (ws/is) the next fold's stationary operand is shifted in while the
+    current fold streams, as in the TPU v1 matrix unit (Jouppi et al., ISCA'17: weights are
+    double-buffered), and consecutive folds' wavefronts follow each other: an array takes
+    ``R + (f - 1) * max(T, R) + T + (R - 1) + (C - 1)`` cycles for ``f`` folds.
     Accepts integers or NumPy integer arrays (element-wise); a zero-sized GEMM takes 0 cycles.
     """
     _, _, T = array_roles(dataflow, M, N, K)
-    folds = fold_count(dataflow, rows, cols, M, N, K)
-    cyc = folds * cycles_per_fold(dataflow, rows, cols, np.asarray(T))
+    T = np.asarray(T)
+    folds = -(-fold_count(dataflow, rows, cols, M, N, K) // arrays)
+    if double_buffered and dataflow != "os":
+        cyc = np.where(folds > 0, rows + (folds - 1) * np.maximum(T, rows) + T + (rows - 1)
+                       + (cols - 1), 0)
+    else:
+        cyc = folds * cycles_per_fold(dataflow, rows, cols, T)
     return cyc if np.ndim(cyc) else int(cyc)
 
 
@@ -153,7 +175,8 @@ def _tile_classes(size: int, tile: np.ndarray):
     return ((full, tile), ((rem > 0).astype(np.int64), rem))
 
 
-def tiled_totals(M: int, N: int, K: int, Tm, Tn, Tk, rows: int, cols: int, dataflow: str):
+def tiled_totals(M: int, N: int, K: int, Tm, Tn, Tk, rows: int, cols: int, dataflow: str,
+                 arrays: int = 1, double_buffered: bool = False):
     """Compute cycles and scratchpad accesses summed over the tiles of a tiled GEMM.
 
     ``Tm``, ``Tn``, ``Tk`` are arrays of candidate tile sizes (broadcast together). At most two
@@ -169,7 +192,8 @@ def tiled_totals(M: int, N: int, K: int, Tm, Tn, Tk, rows: int, cols: int, dataf
         _tile_classes(M, Tm), _tile_classes(N, Tn), _tile_classes(K, Tk)
     ):
         count = cm * cn * ck
-        cycles += count * gemm_compute_cycles(sm, sn, sk, rows, cols, dataflow)
+        cycles += count * gemm_compute_cycles(sm, sn, sk, rows, cols, dataflow, arrays,
+                                              double_buffered)
         acc["folds"] += count * fold_count(dataflow, rows, cols, sm, sn, sk)
         s = sram_accesses(sm, sn, sk, rows, cols, dataflow)
         for key in ("a_reads", "b_reads", "out_writes", "out_reads"):
@@ -224,8 +248,8 @@ class SystolicArray(UnitModel):
         return self.spec.cols
 
     def peak_ops_per_cycle(self) -> float:
-        """Peak MACs per unit cycle (rows * cols)."""
-        return float(self.rows * self.cols)
+        """Peak MACs per unit cycle (rows * cols * arrays)."""
+        return float(self.rows * self.cols * self.spec.arrays)
 
     def unsupported_reason(self, cascade, einsum: str) -> str | None:
         """None for two-operand products reduced by '+', else why the array cannot run it."""
@@ -252,7 +276,8 @@ class SystolicArray(UnitModel):
         tiling = self._choose_tiling(M, N, K, el, staged, home, ctx, bw)
         Tm, Tn, Tk, order = tiling["M"], tiling["N"], tiling["K"], tiling["order"]
 
-        cyc, acc = tiled_totals(M, N, K, Tm, Tn, Tk, self.rows, self.cols, self.spec.dataflow)
+        cyc, acc = tiled_totals(M, N, K, Tm, Tn, Tk, self.rows, self.cols, self.spec.dataflow,
+                                self.spec.arrays, self.spec.double_buffered)
         unit_cycles = int(cyc) * B
         compute_cycles = int(math.ceil(unit_cycles * self.cycle_scale - 1e-9))
         trips = {d: np.int64(-(-s // t)) for d, s, t in (("m", M, Tm), ("n", N, Tn), ("k", K, Tk))}
@@ -316,7 +341,7 @@ class SystolicArray(UnitModel):
             read_bytes=reads,
             write_bytes=writes,
             unit_energy_pj=macs * self.spec.energy.mac_pj,
-            useful_cycles=macs / (self.rows * self.cols) * self.cycle_scale,
+            useful_cycles=macs / self.peak_ops_per_cycle() * self.cycle_scale,
             details=details,
         )
 
@@ -360,7 +385,8 @@ class SystolicArray(UnitModel):
                 f"bytes of double-buffered staging in {self.spec.scratchpad!r} but only "
                 f"{ctx.staging_bytes} are free")
         Tm, Tn, Tk, foot = Tm[fits], Tn[fits], Tk[fits], foot[fits]
-        cyc, _ = tiled_totals(M, N, K, Tm, Tn, Tk, R, C, df)
+        cyc, _ = tiled_totals(M, N, K, Tm, Tn, Tk, R, C, df, self.spec.arrays,
+                              self.spec.double_buffered)
         cyc = cyc * self.cycle_scale
         trips = {"m": -(-M // Tm), "n": -(-N // Tn), "k": -(-K // Tk)}
         size = {"a": M * K, "b": K * N, "out": M * N}
