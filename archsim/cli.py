@@ -174,6 +174,8 @@ def _add_workload_args(p: argparse.ArgumentParser, design: bool = True) -> None:
                        help="built-in design name or design YAML path")
         p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                        help="override a design key, e.g. units.sa.rows=256 (repeatable)")
+        p.add_argument("--fidelity", choices=["analytical", "command"], default="analytical",
+                       help="DRAM/PIM timing: closed form (default) or the command-level model")
     _add_model_args(p)
     w = p.add_argument_group("workload")
     w.add_argument("--cascade", help="built-in cascade name or cascade YAML path")
@@ -226,10 +228,19 @@ def _write_outputs(result, args) -> None:
 
 
 # --------------------------------------------------------------------------- commands
-def cmd_simulate(args) -> int:
-    from archsim import Mapping, load_design, simulate
+def _design(args):
+    import dataclasses
+
+    from archsim import load_design
 
     design = load_design(args.design, args.set)
+    return dataclasses.replace(design, fidelity=args.fidelity)
+
+
+def cmd_simulate(args) -> int:
+    from archsim import Mapping, simulate
+
+    design = _design(args)
     cascade = _load_workload(args)
     _check_outputs(args)
     mapping = Mapping.load(args.mapping) if args.mapping else None
@@ -241,10 +252,10 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_map(args) -> int:
-    from archsim import load_design, simulate
+    from archsim import simulate
     from mappers import get_mapper
 
-    design = load_design(args.design, args.set)
+    design = _design(args)
     cascade = _load_workload(args)
     _check_outputs(args)
     mapping = get_mapper(args.mapper)(cascade, design)
@@ -367,7 +378,79 @@ def cmd_validate(args) -> int:
             return 1
         print(f"PASS: all {len(rows)} rows within {args.tolerance}%")
         return 0
-    raise UserError(f"unknown validation target {args.target!r}; available: scalesim")
+    if args.target == "neupims":
+        from archsim import validate_neupims as vn
+
+        figs = vn.neupims_figures(requests_per_batch=args.requests_per_batch,
+                                  progress=False, fidelity=args.fidelity)
+        print(vn.format_figures(figs))
+        if args.json:
+            vn.write_json(figs, args.json)
+        bad = [f for f in figs if f.ok is False]
+        if bad:
+            print(f"FAIL: {', '.join(f.name for f in bad)} outside tolerance", file=sys.stderr)
+            return 1
+        return 0
+    raise UserError(f"unknown validation target {args.target!r}; available: scalesim, neupims")
+
+
+def _on_off(text: str):
+    if text == "auto":
+        return "auto"
+    if text in ("on", "true", "yes", "1"):
+        return True
+    if text in ("off", "false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on, off or auto, found {text!r}")
+
+
+def cmd_serve(args) -> int:
+    import json
+
+    from archsim.serving import plot_serving
+    from archsim.serving.run import serve
+
+    for attr in ("json", "plot"):
+        out = getattr(args, attr)
+        if out and not Path(out).parent.is_dir():
+            raise UserError(f"--{attr} {out}: directory {Path(out).parent} does not exist")
+    if args.plot and Path(args.plot).suffix.lower() not in PLOT_FORMATS:
+        raise UserError(f"--plot {args.plot}: unsupported figure format "
+                        f"{Path(args.plot).suffix or '(no extension)'!r}; expected one of "
+                        f"{', '.join(PLOT_FORMATS)}")
+    if args.requests is not None and args.requests < 1:
+        raise UserError(f"--requests must be positive, found {args.requests}")
+    if args.qps is not None and args.qps <= 0:
+        raise UserError(f"--qps must be positive, found {args.qps}")
+    run = serve(args.design, args.model, dataset=args.dataset, batch=args.batch,
+                requests=args.requests, qps=args.qps, devices=args.devices, tp=args.tp,
+                pp=args.pp, seed=args.seed, interleave=args.interleave,
+                fidelity=args.fidelity, dtype=args.dtype, progress=not args.quiet,
+                overrides=tuple(args.set))
+    data = run.to_dict()
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+        except OSError as exc:
+            raise UserError(f"--json {args.json}: cannot write ({exc.strerror})") from None
+    if args.plot:
+        plot_serving(run.result, args.plot)
+    if not args.quiet:
+        c, r = run.config, run.result
+        print(f"{c['model']} on {c['design']} x{c['devices']} (tp {c['tp']}, pp {c['pp']}), "
+              f"{c['dataset']}, batch {c['batch']}, {c['requests']} requests, "
+              f"KV capacity {c['kv_capacity_tokens']:,} tokens/device")
+        print(f"throughput {r.throughput_tokens_per_s:,.1f} tokens/s over {r.makespan_s:.3f} s "
+              f"({r.iterations} iterations, mean batch {r.mean_batch:.1f}, "
+              f"{r.preemptions} preemptions)")
+        fmt = lambda d: "  ".join(f"{k} {v * 1e3:.2f} ms" if v is not None else f"{k} -"  # noqa
+                                  for k, v in d.items() if k in ("p50", "p90", "p99"))
+        print(f"TTFT {fmt(r.ttft_s)}")
+        print(f"TBT  {fmt(r.tbt_s)}")
+        units = "  ".join(f"{n} {u['utilization'] * 100:.1f}%" for n, u in r.units.items())
+        print(f"utilization {units}")
+        print(f"energy {r.energy_j:.3f} J, {r.energy_per_token_j * 1e3:.3f} mJ/token")
+    return 0
 
 
 def cmd_regress(args) -> int:
@@ -425,12 +508,44 @@ def build_parser() -> argparse.ArgumentParser:
     wl.set_defaults(func=cmd_workload)
 
     v = sub.add_parser("validate", help="compare models against reference results")
-    v.add_argument("target", choices=["scalesim"])
+    v.add_argument("target", choices=["scalesim", "neupims"])
     v.add_argument("--csv", help="SCALE-Sim results CSV (see ../shared/reference)")
     v.add_argument("--tolerance", type=float, default=1.0, metavar="PCT",
                    help="largest allowed |error| in percent (default 1)")
     v.add_argument("--json", metavar="OUT", help="write per-row results as JSON")
+    v.add_argument("--requests-per-batch", type=float, default=3.0, metavar="R",
+                   help="neupims: requests simulated per run = R x batch (default 3)")
+    v.add_argument("--fidelity", choices=["analytical", "command"], default="analytical",
+                   help="neupims: PIM timing model")
     v.set_defaults(func=cmd_validate)
+
+    sv = sub.add_parser("serve", help="simulate LLM serving with continuous batching")
+    sv.add_argument("--design", required=True, help="built-in design name or design file")
+    sv.add_argument("--model", required=True, help="built-in model name or config.json")
+    sv.add_argument("--dataset", default="sharegpt",
+                    help="sharegpt | alpaca | fixed:LIN,LOUT | a trace file (CSV or JSONL with "
+                         "input_tokens, output_tokens[, arrival_s]); default sharegpt")
+    sv.add_argument("--batch", type=int, default=256, help="most requests running at once")
+    sv.add_argument("--requests", type=int, default=None,
+                    help="number of requests (default 1000, or every line of a trace file)")
+    sv.add_argument("--qps", type=float, default=None,
+                    help="Poisson arrival rate in requests/s (default: closed loop)")
+    sv.add_argument("--devices", type=int, default=1, help="devices (default 1)")
+    sv.add_argument("--tp", type=int, default=None, help="tensor-parallel degree")
+    sv.add_argument("--pp", type=int, default=None, help="pipeline-parallel degree")
+    sv.add_argument("--seed", type=int, default=0, help="seed of lengths and arrivals")
+    sv.add_argument("--interleave", type=_on_off, default=None, metavar="on|off|auto",
+                    help="sub-batch interleaving; auto: per iteration, whichever is faster "
+                         "(default: the design's policy)")
+    sv.add_argument("--fidelity", choices=["analytical", "command"], default="analytical",
+                    help="PIM GEMV timing: closed form or command-level DRAM model")
+    sv.add_argument("--dtype", default="fp16", choices=["fp32", "fp16", "bf16", "fp8", "int8"])
+    sv.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                    help="override a design key")
+    sv.add_argument("--json", metavar="OUT", help="write the result as JSON")
+    sv.add_argument("--plot", metavar="OUT", help="plot batch, utilization, TTFT/TBT")
+    sv.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    sv.set_defaults(func=cmd_serve)
 
     r = sub.add_parser("regress", help="re-run the golden cycle-count cases and show a diff")
     r.add_argument("--update", action="store_true", help="rewrite the golden files")
