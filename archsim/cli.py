@@ -530,7 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="number of requests (default 1000, or every line of a trace file)")
     sv.add_argument("--qps", type=float, default=None,
                     help="Poisson arrival rate in requests/s (default: closed loop)")
-    sv.add_argument("--devices", type=int, default=1, help="devices (default 1)")
+    sv.add_argument("--devices", type=int, default=None,
+                    help="devices (default: tp x pp, i.e. 1 without --tp/--pp)")
     sv.add_argument("--tp", type=int, default=None, help="tensor-parallel degree")
     sv.add_argument("--pp", type=int, default=None, help="pipeline-parallel degree")
     sv.add_argument("--seed", type=int, default=0, help="seed of lengths and arrivals")

@@ -170,6 +170,9 @@ def test_kv_capacity_and_errors():
         IterationModel(d, "gpt3-7b", tp=1, pp=5)
     with pytest.raises(UserError, match="interleaving needs a PIM with dual row buffers"):
         IterationModel(load_design("npu_pim_blocked"), "gpt3-7b", interleave=True)
+    # auto has nothing to choose from without dual row buffers
+    for name in ("npu_pim_blocked", "npu", "a100"):
+        assert IterationModel(load_design(name), "gpt3-7b", interleave="auto").interleave is False
 
 
 def test_pipeline_parallel_halves_each_stage():
@@ -191,6 +194,7 @@ def test_split_devices():
     assert split_devices(8, None, None) == (8, 1)
     assert split_devices(8, 4, None) == (4, 2)
     assert split_devices(8, None, 2) == (4, 2)
+    assert split_devices(None, 4, None) == (4, 1) and split_devices(None, None, None) == (1, 1)
     with pytest.raises(UserError, match="--tp 3 x --pp 2 = 6 devices"):
         split_devices(8, 3, 2)
 

@@ -212,6 +212,8 @@ class IterationModel:
             if self.interleave is True and (self.pim is None or self.pim.blocked):
                 raise UserError(f"design {design.name}: sub-batch interleaving needs a PIM with "
                                 f"dual row buffers")
+            if self.pim is None or self.pim.blocked:
+                self.interleave = False     # "auto" has nothing to choose from
             self.kind = "pim" if self.pim is not None else "npu"
             self.hbm_name = design.outermost_memory(self.sa.scratchpad)
         else:
@@ -222,8 +224,10 @@ class IterationModel:
         self.clock = design.clock_hz
         self._gemm_cache: dict[int, tuple[float, float, float]] = {}
         self._pim_cache: dict[int, tuple[float, float]] = {}
-        if self.kind == "gpu" and interleave is True:
-            raise UserError("sub-batch interleaving needs a PIM design")
+        if self.kind == "gpu":
+            if interleave is True:
+                raise UserError("sub-batch interleaving needs a PIM design")
+            self.interleave = False
 
     # ------------------------------------------------------------------ capacity
     @property
@@ -323,15 +327,19 @@ class IterationModel:
     def pim_request_s(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(seconds, energy pJ) of one layer's decode attention GEMVs per request on PIM."""
         ctx = np.asarray(context, dtype=np.int64)
-        if self.fidelity == "command":
-            out_t = np.empty(ctx.shape, dtype=float)
-            out_e = np.empty(ctx.shape, dtype=float)
-            for i, c in enumerate(ctx.tolist()):
-                if c not in self._pim_cache:
+        # memoized per context length: a serving run sees each length many times
+        uniq, inverse = np.unique(ctx, return_inverse=True)
+        todo = [c for c in uniq.tolist() if c not in self._pim_cache]
+        if todo:
+            if self.fidelity == "command":
+                for c in todo:
                     self._pim_cache[c] = self._pim_one(np.int64(c), "command")
-                out_t[i], out_e[i] = self._pim_cache[c]
-            return out_t, out_e
-        return self._pim_one(ctx, "analytical")
+            else:
+                t, e = self._pim_one(np.asarray(todo, dtype=np.int64), "analytical")
+                for c, ti, ei in zip(todo, np.atleast_1d(t).tolist(), np.atleast_1d(e).tolist()):
+                    self._pim_cache[c] = (ti, ei)
+        vals = np.array([self._pim_cache[c] for c in uniq.tolist()], dtype=float).reshape(-1, 2)
+        return vals[inverse, 0], vals[inverse, 1]
 
     def _pim_one(self, ctx, fidelity):
         s = self.shapes

@@ -16,8 +16,11 @@ from archsim.spec import Design, load_design
 DEFAULT_REQUESTS = 1000
 
 
-def split_devices(devices: int, tp: int | None, pp: int | None) -> tuple[int, int]:
-    """(tp, pp) for ``devices`` devices: the given degrees, or all devices tensor-parallel."""
+def split_devices(devices: int | None, tp: int | None, pp: int | None) -> tuple[int, int]:
+    """(tp, pp) for ``devices`` devices: the given degrees, or all devices tensor-parallel.
+    Without ``devices`` the degrees given (default 1) decide it."""
+    if devices is None:
+        return tp or 1, pp or 1
     if devices < 1:
         raise UserError(f"--devices must be positive, found {devices}")
     if tp is None and pp is None:
@@ -26,7 +29,7 @@ def split_devices(devices: int, tp: int | None, pp: int | None) -> tuple[int, in
         tp = devices // pp
     if pp is None:
         pp = devices // tp
-    if tp * pp != devices:
+    if tp < 1 or pp < 1 or tp * pp != devices:
         raise UserError(f"--tp {tp} x --pp {pp} = {tp * pp} devices, but --devices is {devices}")
     return tp, pp
 
@@ -46,7 +49,7 @@ class ServeRun:
 
 
 def serve(design: Design | str, model, *, dataset: str = "sharegpt", batch: int = 256,
-          requests: int | None = None, qps: float | None = None, devices: int = 1,
+          requests: int | None = None, qps: float | None = None, devices: int | None = None,
           tp: int | None = None, pp: int | None = None, seed: int = 0,
           interleave: bool | None = None, fidelity: str = "analytical", dtype: str = "fp16",
           max_prefill_tokens: int | None = None, progress: bool = False,
