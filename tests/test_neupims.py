@@ -208,6 +208,12 @@ def test_serve_is_deterministic_and_pim_beats_npu_at_large_batch():
     n = serve("npu", "gpt3-7b", **kw)
     assert a.result.steady_throughput_tokens_per_s > n.result.steady_throughput_tokens_per_s
     assert set(a.result.units) >= {"npu", "pim"}
+    parts = a.result.energy_breakdown_j
+    assert set(parts) == {"compute", "dram", "link"}
+    assert sum(parts.values()) == pytest.approx(a.result.energy_j)
+    # PIM reads the KV cache inside the banks: less DRAM energy per token than the NPU
+    assert parts["dram"] / a.result.output_tokens_total < \
+        n.result.energy_breakdown_j["dram"] / n.result.output_tokens_total
 
 
 def test_cli_serve_json(run_archsim, tmp_path):

@@ -31,7 +31,7 @@ import math
 import sys
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -48,6 +48,7 @@ class StepCost:
     seconds: float                       # wall time of the iteration
     energy_j: float                      # energy of the iteration
     unit_busy_s: Mapping[str, float]     # unit name -> busy seconds, e.g. {"npu": .., "pim": ..}
+    energy_breakdown_j: Mapping[str, float] = field(default_factory=dict)  # component -> J
 
 
 @runtime_checkable
@@ -119,7 +120,8 @@ class ServingResult:
     ``makespan_s``: first arrival to last finish (s); ``throughput_tokens_per_s``: generated
     tokens / makespan; ``ttft_s`` / ``tbt_s``: {"p50","p90","p99","mean"} in seconds (TBT =
     gap between consecutive tokens of the same request, including gaps across a preemption;
-    None when there is no gap); ``energy_j`` total and ``energy_per_token_j`` per generated
+    None when there is no gap); ``energy_j`` total, ``energy_breakdown_j`` by component (as
+    the step model reports it) and ``energy_per_token_j`` per generated
     token; ``unit_busy_s`` total busy seconds per unit and ``units`` {unit: {"utilization":
     busy / makespan}}; ``mean_batch``: requests per iteration (prefill + decode), averaged over
     iterations; ``peak_kv_tokens``: the most KV tokens held at once; ``tbt_gaps_s``: every
@@ -135,6 +137,7 @@ class ServingResult:
     tbt_s: dict[str, float | None]
     energy_j: float
     energy_per_token_j: float
+    energy_breakdown_j: dict[str, float]
     unit_busy_s: dict[str, float]
     units: dict[str, dict[str, float]]
     preemptions: int
@@ -174,6 +177,7 @@ class ServingResult:
             "preemptions": self.preemptions,
             "mean_batch": self.mean_batch,
             "energy_j": self.energy_j,
+            "energy_breakdown_j": dict(self.energy_breakdown_j),
         }
 
 
@@ -239,6 +243,7 @@ def simulate_serving(trace: list[TraceRequest], model: StepModel, *, max_batch: 
     batch_sum = 0
     peak_kv = 0
     energy_j = 0.0
+    energy_parts: dict[str, float] = {}
     busy_tot: dict[str, float] = {}
     gap_chunks: list[np.ndarray] = []
     tl_start: list[float] = []
@@ -309,6 +314,8 @@ def simulate_serving(trace: list[TraceRequest], model: StepModel, *, max_batch: 
                 raise ValueError(f"StepModel returned an invalid iteration time {cost.seconds!r}")
             end = now + sec
             energy_j += float(cost.energy_j)
+            for k, v in cost.energy_breakdown_j.items():
+                energy_parts[k] = energy_parts.get(k, 0.0) + float(v)
             for u, b in cost.unit_busy_s.items():
                 busy_tot[u] = busy_tot.get(u, 0.0) + float(b)
             iterations += 1
@@ -400,6 +407,7 @@ def simulate_serving(trace: list[TraceRequest], model: StepModel, *, max_batch: 
         tbt_s=_stats(gaps),
         energy_j=energy_j,
         energy_per_token_j=energy_j / out_total,
+        energy_breakdown_j=energy_parts,
         unit_busy_s=busy_tot,
         units=units,
         preemptions=preemptions,

@@ -36,9 +36,9 @@ which run side by side on their separate units, plus the all-reduces):
   * sub-batch interleaving (NeuPIMs): two sub-batches balanced by attention load;
     ``max(N1, A2) + max(N2, A1)`` per layer (on, off, or ``auto``: per iteration the faster);
   * GPU roofline: every operator in turn at the roofline.
-Energy: MACs and vector operations at the unit's energy per action, HBM bytes at the
-memory's energy per byte, PIM commands at the DRAM's energy per command, link bytes at the
-interconnect's. Static power is not modelled.
+Energy (reported by component: ``compute`` = arrays, vector unit or GPU datapath; ``dram`` =
+HBM bytes at the memory's energy per byte plus PIM commands at the DRAM's energy per command;
+``link`` = interconnect bytes): static power is not modelled.
 """
 from __future__ import annotations
 
@@ -364,7 +364,7 @@ class IterationModel:
         s = self.shapes
         ctx = np.asarray(context, dtype=np.int64)
         out = {"seconds": 0.0, "pim": 0.0, "npu": 0.0, "vector": 0.0, "hbm_bytes": 0.0,
-               "pj": 0.0, "macs": 0.0}
+               "pj": 0.0, "macs": 0.0, "dram_pj": 0.0}
         if ctx.size == 0:
             return out
         total_ctx = float(ctx.sum())
@@ -403,7 +403,7 @@ class IterationModel:
         # the query and probabilities go in through the global buffer, results come out
         io_bytes = ctx.size * s.heads * s.head_dim * s.element_bytes * 2 + scores * s.element_bytes * 2
         out.update(seconds=chain, pim=pim_s, hbm_bytes=io_bytes,
-                   pj=vec_pj + float(np.sum(per_req_pj)))
+                   pj=vec_pj + float(np.sum(per_req_pj)), dram_pj=float(np.sum(per_req_pj)))
         return out
 
     def prefill_attention(self, prompts: np.ndarray) -> tuple[float, float, float]:
@@ -494,7 +494,7 @@ class IterationModel:
         layer_s = max(side[0], a2["seconds"]) + max(side[1], a1["seconds"])
         agg_n = {k: n1[k] + n2[k] for k in ("gemm", "vector", "link", "hbm_bytes",
                                              "link_bytes", "pj")}
-        att = {k: a1[k] + a2[k] for k in ("pim", "vector", "hbm_bytes", "pj", "npu")}
+        att = {k: a1[k] + a2[k] for k in ("pim", "vector", "hbm_bytes", "pj", "npu", "dram_pj")}
         return layer_s, agg_n, att
 
     def stage(self, prompts: np.ndarray, context: np.ndarray) -> dict[str, float]:
@@ -523,10 +523,14 @@ class IterationModel:
             busy["pim"] = att["pim"] * L
         hbm_bytes = (agg_n["hbm_bytes"] + att["hbm_bytes"]) * L
         pj = (agg_n["pj"] + att["pj"]) * L + hbm_bytes * hbm_pj
+        dram_pj = att["dram_pj"] * L + hbm_bytes * hbm_pj
         link_bytes = agg_n["link_bytes"] * L
+        link_pj = 0.0
         if self.design.interconnect is not None:
-            pj += link_bytes * self.design.interconnect.energy_pj_per_byte
-        return {"seconds": layer_s * L, "pj": pj, "hbm_bytes": hbm_bytes, **{
+            link_pj = link_bytes * self.design.interconnect.energy_pj_per_byte
+            pj += link_pj
+        return {"seconds": layer_s * L, "pj": pj, "dram_pj": dram_pj, "link_pj": link_pj,
+                "hbm_bytes": hbm_bytes, **{
             f"busy_{k}": v for k, v in busy.items()}}
 
     # ------------------------------------------------------------------ StepModel
@@ -538,7 +542,7 @@ class IterationModel:
             mbs = [(prompts, ctx)]
         else:
             mbs = [(prompts[i::self.pp], ctx[i::self.pp]) for i in range(self.pp)]
-        seconds = pj = 0.0
+        seconds = pj = dram_pj = link_pj = 0.0
         busy: dict[str, float] = {}
         for pr, cx in mbs:
             if pr.size + cx.size == 0:
@@ -546,6 +550,8 @@ class IterationModel:
             st = self.stage(pr, cx)
             seconds += st["seconds"]
             pj += st["pj"] * self.pp
+            dram_pj += st["dram_pj"] * self.pp
+            link_pj += st["link_pj"] * self.pp
             for k, v in st.items():
                 if k.startswith("busy_"):
                     busy[k[5:]] = busy.get(k[5:], 0.0) + v
@@ -555,15 +561,19 @@ class IterationModel:
                 seconds += hop / ic.bandwidth_bytes_per_s + ic.latency_s
                 busy["link"] = busy.get("link", 0.0) + hop / ic.bandwidth_bytes_per_s
                 pj += hop * (self.pp - 1) * ic.energy_pj_per_byte
+                link_pj += hop * (self.pp - 1) * ic.energy_pj_per_byte
         lm_s, lm_b, lm_m = self.lm_head(int(prompts.size + ctx.size))
         seconds += lm_s
         mac_pj = (self.gpu.spec.energy.flop_pj * 2 if self.kind == "gpu"
                   else self.sa.spec.energy.mac_pj)
         pj += lm_m * mac_pj + lm_b * self.hbm.energy.read_pj_per_byte
+        dram_pj += lm_b * self.hbm.energy.read_pj_per_byte
         key = "gpu" if self.kind == "gpu" else "npu"
         busy[key] = busy.get(key, 0.0) + lm_s
         # every device of the group does its share; energy is for the whole group
-        pj *= self.tp
+        pj, dram_pj, link_pj = pj * self.tp, dram_pj * self.tp, link_pj * self.tp
+        parts = {"dram": dram_pj * 1e-12, "link": link_pj * 1e-12,
+                 "compute": (pj - dram_pj - link_pj) * 1e-12}
         names = self.unit_names
-        return StepCost(seconds=seconds, energy_j=pj * 1e-12,
+        return StepCost(seconds=seconds, energy_j=pj * 1e-12, energy_breakdown_j=parts,
                         unit_busy_s={n: busy.get(n, 0.0) for n in names})

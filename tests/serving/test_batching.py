@@ -181,7 +181,8 @@ def test_to_dict_keys_and_json():
     d = r.to_dict()
     assert set(d) == {"throughput_tokens_per_s", "ttft_s", "tbt_s", "units", "energy_per_token_j",
                       "requests", "output_tokens", "makespan_s", "iterations", "preemptions",
-                      "mean_batch", "energy_j", "steady_throughput_tokens_per_s"}
+                      "mean_batch", "energy_j", "steady_throughput_tokens_per_s",
+                      "energy_breakdown_j"}
     assert set(d["ttft_s"]) == set(d["tbt_s"]) == {"p50", "p90", "p99", "mean"}
     assert d["units"].keys() == {"npu", "pim"} and d["requests"] == 20
     json.loads(json.dumps(d))
