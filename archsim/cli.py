@@ -414,10 +414,10 @@ def cmd_serve(args) -> int:
         out = getattr(args, attr)
         if out and not Path(out).parent.is_dir():
             raise UserError(f"--{attr} {out}: directory {Path(out).parent} does not exist")
-    if args.plot and Path(args.plot).suffix.lower() not in PLOT_FORMATS:
+    if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise UserError(f"--plot {args.plot}: unsupported figure format "
-                        f"{Path(args.plot).suffix or '(no extension)'!r}; expected one of "
-                        f"{', '.join(PLOT_FORMATS)}")
+                        f"{Path(args.plot).suffix or '(no extension)'!r}; expected .png, .svg "
+                        f"or .pdf")
     if args.requests is not None and args.requests < 1:
         raise UserError(f"--requests must be positive, found {args.requests}")
     if args.qps is not None and args.qps <= 0:
