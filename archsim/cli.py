@@ -355,6 +355,20 @@ def cmd_workload(args) -> int:
     return 0
 
 
+def _report_figures(figs, text: str, json_path) -> int:
+    """Print a paper comparison, write its JSON; exit 1 if a toleranced figure is off."""
+    from archsim.validate_neupims import write_json
+
+    print(text)
+    if json_path:
+        write_json(figs, json_path)
+    bad = [f for f in figs if f.ok is False]
+    if bad:
+        print(f"FAIL: {', '.join(f.name for f in bad)} outside tolerance", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_validate(args) -> int:
     from archsim import validate
 
@@ -383,15 +397,14 @@ def cmd_validate(args) -> int:
 
         figs = vn.neupims_figures(requests_per_batch=args.requests_per_batch,
                                   progress=False, fidelity=args.fidelity)
-        print(vn.format_figures(figs))
-        if args.json:
-            vn.write_json(figs, args.json)
-        bad = [f for f in figs if f.ok is False]
-        if bad:
-            print(f"FAIL: {', '.join(f.name for f in bad)} outside tolerance", file=sys.stderr)
-            return 1
-        return 0
-    raise UserError(f"unknown validation target {args.target!r}; available: scalesim, neupims")
+        return _report_figures(figs, vn.format_figures(figs), args.json)
+    if args.target == "duplex":
+        from archsim import validate_duplex as vd
+
+        figs = vd.duplex_figures(requests_per_batch=args.requests_per_batch)
+        return _report_figures(figs, vd.format_duplex(figs), args.json)
+    raise UserError(f"unknown validation target {args.target!r}; available: scalesim, neupims, "
+                    f"duplex")
 
 
 def _on_off(text: str):
@@ -402,6 +415,13 @@ def _on_off(text: str):
     if text in ("off", "false", "no", "0"):
         return False
     raise argparse.ArgumentTypeError(f"expected on, off or auto, found {text!r}")
+
+
+def _on_off_strict(text: str) -> bool:
+    value = _on_off(text)
+    if value == "auto":
+        raise argparse.ArgumentTypeError("expected on or off, found 'auto'")
+    return value
 
 
 def cmd_serve(args) -> int:
@@ -426,7 +446,9 @@ def cmd_serve(args) -> int:
                 requests=args.requests, qps=args.qps, devices=args.devices, tp=args.tp,
                 pp=args.pp, seed=args.seed, interleave=args.interleave,
                 fidelity=args.fidelity, dtype=args.dtype, progress=not args.quiet,
-                overrides=tuple(args.set))
+                overrides=tuple(args.set), ep=args.ep, placement=args.placement,
+                expert_coprocessing=args.expert_coprocessing,
+                attention_coprocessing=args.attention_coprocessing)
     data = run.to_dict()
     if args.json:
         try:
@@ -437,7 +459,8 @@ def cmd_serve(args) -> int:
         plot_serving(run.result, args.plot)
     if not args.quiet:
         c, r = run.config, run.result
-        print(f"{c['model']} on {c['design']} x{c['devices']} (tp {c['tp']}, pp {c['pp']}), "
+        par = f"tp {c['tp']}, ep {c['ep']}" if c["ep"] > 1 else f"tp {c['tp']}, pp {c['pp']}"
+        print(f"{c['model']} on {c['design']} x{c['devices']} ({par}), "
               f"{c['dataset']}, batch {c['batch']}, {c['requests']} requests, "
               f"KV capacity {c['kv_capacity_tokens']:,} tokens/device")
         print(f"throughput {r.throughput_tokens_per_s:,.1f} tokens/s over {r.makespan_s:.3f} s "
@@ -508,13 +531,13 @@ def build_parser() -> argparse.ArgumentParser:
     wl.set_defaults(func=cmd_workload)
 
     v = sub.add_parser("validate", help="compare models against reference results")
-    v.add_argument("target", choices=["scalesim", "neupims"])
+    v.add_argument("target", choices=["scalesim", "neupims", "duplex"])
     v.add_argument("--csv", help="SCALE-Sim results CSV (see ../shared/reference)")
     v.add_argument("--tolerance", type=float, default=1.0, metavar="PCT",
                    help="largest allowed |error| in percent (default 1)")
     v.add_argument("--json", metavar="OUT", help="write per-row results as JSON")
     v.add_argument("--requests-per-batch", type=float, default=3.0, metavar="R",
-                   help="neupims: requests simulated per run = R x batch (default 3)")
+                   help="neupims, duplex: requests simulated per run = R x batch (default 3)")
     v.add_argument("--fidelity", choices=["analytical", "command"], default="analytical",
                    help="neupims: PIM timing model")
     v.set_defaults(func=cmd_validate)
@@ -534,6 +557,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="devices (default: tp x pp, i.e. 1 without --tp/--pp)")
     sv.add_argument("--tp", type=int, default=None, help="tensor-parallel degree")
     sv.add_argument("--pp", type=int, default=None, help="pipeline-parallel degree")
+    sv.add_argument("--ep", type=int, default=None,
+                    help="expert-parallel nodes (xPU designs; default: devices beyond a node)")
+    sv.add_argument("--placement", choices=["fastest", "xpu", "pim"], default=None,
+                    help="xPU + PIM designs: where operations run (default: the design's policy)")
+    sv.add_argument("--expert-coprocessing", type=_on_off_strict, default=None, metavar="on|off",
+                    help="xPU + PIM designs: split an MoE layer's experts over both processors")
+    sv.add_argument("--attention-coprocessing", type=_on_off_strict, default=None,
+                    metavar="on|off", help="xPU + PIM designs: prefill attention on the xPU "
+                    "while decode attention runs on the PIM")
     sv.add_argument("--seed", type=int, default=0, help="seed of lengths and arrivals")
     sv.add_argument("--interleave", type=_on_off, default=None, metavar="on|off|auto",
                     help="sub-batch interleaving; auto: per iteration, whichever is faster "

@@ -91,27 +91,71 @@ class MemorySpec(StrictModel):
 
 
 class InterconnectSpec(StrictModel):
-    """Device-to-device links used by tensor and pipeline parallelism (per device, per
-    direction)."""
+    """Device-to-device links used by tensor, pipeline and expert parallelism (per device, per
+    direction). ``devices_per_node``: devices this link joins (``interconnect``: a node's
+    NVLink domain; ``network``: unbounded)."""
 
     bandwidth_bytes_per_s: PositiveFloat
     latency_s: NonNegativeFloat = 0.0
     energy_pj_per_byte: NonNegativeFloat = 0.0
+    devices_per_node: PositiveInt | None = None
 
 
 class ServingPolicy(StrictModel):
     """How an iteration of LLM serving is run on this design (see :mod:`archsim.serving`).
 
-    ``npu``: the unit running GEMMs; ``vector``: softmax, norms and element-wise ops;
-    ``attention``: the unit running decode attention GEMVs (a PIM unit, or ``npu``);
-    ``sub_batch_interleaving``: NeuPIMs' two sub-batches overlapping NPU and PIM work.
-    A design with one ``gpu_roofline`` unit runs everything on it and needs no policy.
+    Two styles:
+
+    * NPU + bank PIM (NeuPIMs): ``npu``: the unit running GEMMs; ``vector``: softmax, norms
+      and element-wise ops; ``attention``: the unit running decode attention GEMVs (a PIM unit,
+      or ``npu``); ``sub_batch_interleaving``: NeuPIMs' two sub-batches overlapping NPU and
+      PIM work.
+    * xPU + PIM (Duplex): ``xpu``: a ``gpu_roofline`` unit; ``pim``: a ``logic_pim`` or
+      ``bank_pim`` unit in the same memory (none: the xPU alone); ``placement``: ``fastest``
+      (each operation on the processor that finishes it first), ``xpu`` or ``pim``;
+      ``expert_coprocessing`` and ``attention_coprocessing``: Duplex's concurrent use of both
+      processors within an MoE layer and between prefill and decode attention.
+
+    A design with one ``gpu_roofline`` unit and no policy runs everything on it.
     """
 
-    npu: str
-    vector: str
-    attention: str
+    npu: str | None = None
+    vector: str | None = None
+    attention: str | None = None
     sub_batch_interleaving: bool | Literal["auto"] = False
+    xpu: str | None = None
+    pim: str | None = None
+    placement: Literal["fastest", "xpu", "pim"] = "fastest"
+    expert_coprocessing: bool = False
+    attention_coprocessing: bool = False
+
+    @model_validator(mode="after")
+    def _one_style(self):
+        npu_keys = [k for k in ("npu", "vector", "attention") if getattr(self, k) is not None]
+        if self.xpu is not None:
+            if npu_keys:
+                raise ValueError(f"give either xpu (+ pim) or npu, vector and attention, not "
+                                 f"both (found xpu and {', '.join(npu_keys)})")
+            if self.sub_batch_interleaving:
+                raise ValueError("sub_batch_interleaving needs the npu style (npu, vector, "
+                                 "attention)")
+            if self.pim is None and self.placement == "pim":
+                raise ValueError("placement 'pim' needs a pim unit")
+        else:
+            if len(npu_keys) != 3:
+                missing = [k for k in ("npu", "vector", "attention") if k not in npu_keys]
+                raise ValueError(f"expected xpu, or all of npu, vector and attention (missing "
+                                 f"{', '.join(missing)})")
+            extra = [k for k in ("pim",) if getattr(self, k) is not None]
+            if extra or self.expert_coprocessing or self.attention_coprocessing:
+                raise ValueError("pim, expert_coprocessing and attention_coprocessing need the "
+                                 "xpu style")
+        return self
+
+    @property
+    def style(self) -> str:
+        """``npu`` (NeuPIMs style) or ``xpu`` (Duplex style)."""
+        return "xpu" if self.xpu is not None else "npu"
 
 
 class DesignFile(StrictModel):
@@ -123,6 +167,7 @@ class DesignFile(StrictModel):
     units: dict[str, dict[str, Any]]
     memories: dict[str, MemorySpec]
     interconnect: InterconnectSpec | None = None
+    network: InterconnectSpec | None = None
     serving: ServingPolicy | None = None
     references: list[str] = []
 
@@ -154,6 +199,7 @@ class Design:
     interconnect: InterconnectSpec | None = None
     serving: ServingPolicy | None = None
     fidelity: str = "analytical"
+    network: InterconnectSpec | None = None
 
     @cached_property
     def hash(self) -> str:
@@ -464,9 +510,9 @@ def design_from_data(data: Any, source: str = "<design>", overrides: Sequence[st
             seen.add(cur)
             cur = mems[cur].backing
     if top.serving is not None:
-        for key in ("npu", "vector", "attention"):
+        for key in ("npu", "vector", "attention", "xpu", "pim"):
             ref = getattr(top.serving, key)
-            if ref not in units:
+            if ref is not None and ref not in units:
                 _raise(source, lines, origin, ("serving", key),
                        f"expected one of the units ({', '.join(units)}), found {ref!r}")
     for uname, u in units.items():
@@ -479,4 +525,5 @@ def design_from_data(data: Any, source: str = "<design>", overrides: Sequence[st
         name=top.name, description=top.description, clock_hz=top.clock_hz, units=units,
         memories=mems, source=source, overrides=tuple(overrides), resolved=data,
         references=tuple(top.references), interconnect=top.interconnect, serving=top.serving,
+        network=top.network,
     )

@@ -63,7 +63,10 @@ class LayerShapes:
     ``gemms``: (role, K, N) of each weight GEMM of a layer (tokens x K times K x N);
     ``expert``: (K, N) GEMMs of one expert (MoE layers), with ``experts`` and ``top_k``;
     ``lm_head``: (K, N) of the LM head; ``vector_ops_per_token``: vector-unit operations of a
-    layer per token by kind (attention and softmax excluded).
+    layer per token by kind (attention and softmax excluded, averaged over the repeated body).
+    ``body_layers``: layers the ``gemms`` cover (the model graph's repeated body: ``moe_every``
+    layers of a model with alternating dense and MoE layers, e.g. GLaM), so a layer's dense
+    GEMMs are ``gemms`` / ``body_layers`` on average.
     """
 
     layers: int
@@ -79,6 +82,7 @@ class LayerShapes:
     moe_every: int = 1
     lm_head: tuple[int, int] | None = None
     vector_ops_per_token: dict[str, float] = field(default_factory=dict)
+    body_layers: int = 1
 
     @property
     def group(self) -> int:
@@ -93,7 +97,7 @@ class LayerShapes:
     @property
     def weight_bytes_per_layer(self) -> float:
         """Weight bytes of one layer on this device (all experts of an MoE layer)."""
-        dense = sum(k * n for _, k, n in self.gemms)
+        dense = sum(k * n for _, k, n in self.gemms) / self.body_layers
         moe = sum(k * n for k, n in self.expert_gemms) * self.experts / self.moe_every
         return (dense + moe) * self.element_bytes
 
@@ -109,8 +113,10 @@ def layer_shapes(model, tp: int = 1, dtype: str = "fp16") -> LayerShapes:
     gemms, experts, lm_head = [], {}, None
     vec: dict[str, float] = {}
     body = set()
+    body_layers = 1
     for rep in cas.repeats:
         body |= set(cas.repeat_body(rep))
+        body_layers = max(cfg.layers // rep.count, 1)
     for e in cas.einsums:
         role = cas.tag(e.name, "role", "other")
         con = cas.contraction(e.name)
@@ -137,7 +143,55 @@ def layer_shapes(model, tp: int = 1, dtype: str = "fp16") -> LayerShapes:
         head_dim=cfg.head_dim, element_bytes=DTYPES[dtype] // 8, gemms=tuple(gemms),
         expert_gemms=tuple(first_expert), experts=cfg.experts if experts else 0,
         top_k=cfg.top_k if experts else 0, moe_every=getattr(cfg, "moe_every", 1) or 1,
-        lm_head=lm_head, vector_ops_per_token=vec)
+        lm_head=lm_head, vector_ops_per_token={k: v / body_layers for k, v in vec.items()},
+        body_layers=body_layers)
+
+
+def pim_attention_request(pim, shapes: LayerShapes, ctx, fidelity: str = "analytical"):
+    """(seconds, energy pJ) of one layer's decode attention GEMVs of requests with KV lengths
+    ``ctx`` (scalar or array), each request's KV cache in one channel of a bank-level PIM
+    (NeuPIMs' layout, see the module docstring): QK^T as one GEMV per query head of a GQA
+    group over ``ctx`` rows of all KV heads' keys, attention x V as one GEMV per query head
+    over the transposed values. ``pim``: the :class:`~archsim.units.pim.BankPim` unit."""
+    s = shapes
+    hbm = pim.hbm
+    tck = hbm.spec.organization.tck_s
+    qk = hbm.pim_gemv_cycles(ctx, s.kv_dim, s.head_dim, fidelity=fidelity)
+    av = hbm.pim_gemv_cycles(np.full(np.shape(ctx), s.head_dim), ctx, ctx, fidelity=fidelity)
+    seconds = (s.group * np.asarray(qk, dtype=float) + s.heads * np.asarray(av, dtype=float)) * tck
+    energy = (s.group * np.asarray(pim.gemv_energy_pj(ctx, s.kv_dim, s.head_dim), dtype=float)
+              + s.heads * np.asarray(pim.gemv_energy_pj(
+                  np.full(np.shape(ctx), s.head_dim), ctx, ctx), dtype=float))
+    if np.ndim(seconds) == 0:
+        return float(seconds), float(energy)
+    return seconds, energy
+
+
+def kv_tokens_beside_weights(m, parallel: str) -> int:
+    """Tokens of KV cache that fit in a device's DRAM next to its weights, for a serving model
+    ``m`` (``hbm``, ``weight_bytes_per_device()``, ``kv_bytes_per_token()``).
+
+    Raises:
+        UserError: the weights alone do not fit (``parallel`` describes the split).
+    """
+    weights = m.weight_bytes_per_device()
+    free = m.hbm.capacity_bytes - weights
+    if free <= 0:
+        raise UserError(
+            f"{m.cfg.name} does not fit on {m.design.name}: {weights / 2**30:.1f} GiB of weights "
+            f"per device ({parallel}) but {m.hbm.capacity_bytes / 2**30:.1f} GiB of {m.hbm_name}; "
+            f"use more devices")
+    return int(free // m.kv_bytes_per_token())
+
+
+def ring_allreduce(link, devices: int, nbytes: float) -> tuple[float, float]:
+    """(seconds, bytes each device sends) of a ring all-reduce of ``nbytes`` over ``devices``
+    devices joined by ``link`` (an :class:`~archsim.spec.InterconnectSpec`): ``2 (n-1)/n`` of
+    the data over the link, ``2 (n-1)`` message latencies."""
+    if devices == 1 or nbytes == 0:
+        return 0.0, 0.0
+    moved = 2 * (devices - 1) / devices * nbytes
+    return moved / link.bandwidth_bytes_per_s + 2 * (devices - 1) * link.latency_s, moved
 
 
 def lpt_makespan(times: np.ndarray, bins: int) -> float:
@@ -256,13 +310,7 @@ class IterationModel:
         Raises:
             UserError: the weights alone do not fit.
         """
-        free = self.hbm.capacity_bytes - self.weight_bytes_per_device()
-        if free <= 0:
-            raise UserError(
-                f"{self.cfg.name} does not fit on {self.design.name}: {self.weight_bytes_per_device() / 2**30:.1f} "
-                f"GiB of weights per device (tp={self.tp}, pp={self.pp}) but "
-                f"{self.hbm.capacity_bytes / 2**30:.1f} GiB of {self.hbm_name}; use more devices")
-        return int(free // self.kv_bytes_per_token())
+        return kv_tokens_beside_weights(self, f"tp={self.tp}, pp={self.pp}")
 
     # ------------------------------------------------------------------ operator classes
     def _gemm(self, M: int, K: int, N: int) -> tuple[float, float, float]:
@@ -291,6 +339,7 @@ class IterationModel:
         for _, K, N in s.gemms:
             dt, db, dm = self._gemm(tokens, K, N)
             t, b, m = t + dt, b + db, m + dm
+        t, b, m = t / s.body_layers, b / s.body_layers, m / s.body_layers
         if s.experts:
             per = max(math.ceil(tokens * s.top_k / s.experts), 1)
             active = min(s.experts, tokens * s.top_k)
@@ -342,18 +391,7 @@ class IterationModel:
         return vals[inverse, 0], vals[inverse, 1]
 
     def _pim_one(self, ctx, fidelity):
-        s = self.shapes
-        hbm = self.pim.hbm
-        tck = hbm.spec.organization.tck_s
-        qk = hbm.pim_gemv_cycles(ctx, s.kv_dim, s.head_dim, fidelity=fidelity)
-        av = hbm.pim_gemv_cycles(np.full(np.shape(ctx), s.head_dim), ctx, ctx, fidelity=fidelity)
-        seconds = (s.group * np.asarray(qk, dtype=float) + s.heads * np.asarray(av, dtype=float)) * tck
-        energy = (s.group * np.asarray(hbm.pim_gemv_energy_pj(ctx, s.kv_dim, s.head_dim), dtype=float)
-                  + s.heads * np.asarray(hbm.pim_gemv_energy_pj(
-                      np.full(np.shape(ctx), s.head_dim), ctx, ctx), dtype=float))
-        if np.ndim(seconds) == 0:
-            return float(seconds), float(energy)
-        return seconds, energy
+        return pim_attention_request(self.pim, self.shapes, ctx, fidelity)
 
     def decode_attention(self, context: np.ndarray) -> dict[str, float]:
         """One layer's decode attention over requests with KV lengths ``context``.
@@ -426,12 +464,8 @@ class IterationModel:
 
     def allreduce(self, tokens: int) -> tuple[float, float]:
         """(seconds, link bytes per device) of one ring all-reduce of ``tokens`` x hidden."""
-        if self.tp == 1 or tokens == 0:
-            return 0.0, 0.0
-        ic = self.design.interconnect
-        nbytes = tokens * self.shapes.hidden * self.shapes.element_bytes
-        moved = 2 * (self.tp - 1) / self.tp * nbytes
-        return moved / ic.bandwidth_bytes_per_s + 2 * (self.tp - 1) * ic.latency_s, moved
+        return ring_allreduce(self.design.interconnect, self.tp,
+                              tokens * self.shapes.hidden * self.shapes.element_bytes)
 
     # ------------------------------------------------------------------ one stage
     def _npu_side(self, tokens: int, prompts: np.ndarray):
@@ -455,7 +489,7 @@ class IterationModel:
         for role, K, N in self.shapes.gemms:
             if role in ("qkv", "out_proj"):
                 t += self._gemm(tokens, K, N)[0]
-        return t
+        return t / self.shapes.body_layers
 
     @staticmethod
     def _npu_seconds(npu: dict) -> float:

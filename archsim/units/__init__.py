@@ -15,6 +15,7 @@ from archsim.units.base import (
     UnitSpec,
 )
 from archsim.units.systolic import SystolicArray
+from archsim.units.logic_pim import LogicPim
 from archsim.units.pim import BankPim
 from archsim.units.roofline import GpuRoofline
 from archsim.units.vector import VectorUnit
@@ -34,8 +35,9 @@ register_unit(SystolicArray)
 register_unit(VectorUnit)
 register_unit(GpuRoofline)
 register_unit(BankPim)
+register_unit(LogicPim)
 
 __all__ = [
     "Phase", "PlanContext", "StrictModel", "TaskPlan", "Traffic", "UnitModel", "UnitSpec",
-    "SystolicArray", "VectorUnit", "GpuRoofline", "BankPim", "UNIT_KINDS", "register_unit",
+    "SystolicArray", "VectorUnit", "GpuRoofline", "BankPim", "LogicPim", "UNIT_KINDS", "register_unit",
 ]

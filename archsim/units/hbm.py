@@ -82,7 +82,7 @@ from archsim.units.dram_commands import (
     ScheduleResult,
     schedule,
 )
-from archsim.units.dram_spec import DramSpec, PimGeometry
+from archsim.units.dram_spec import DramOrganization, DramSpec, PimGeometry
 
 RESULT_BYTES = 2                 # one PIM partial result (FP16)
 MAC_RD_ENERGY_FACTOR = 4         # NeuPIMs: a PIM compute command costs 4x a read
@@ -119,13 +119,53 @@ def _act_offsets(masks, trrd_s, trrd_l, tfaw, prior=(), weight=1):
     return out
 
 
+def bank_set_model(spec: DramSpec, set_banks: int, parallel: bool) -> "HbmModel":
+    """The device as seen by accesses that read a *set* of ``set_banks`` banks, taken evenly
+    from the bank groups, as one wide bank, for the streaming closed form.
+
+    ``parallel=True``: every bank of the set delivers a burst at once, one per ``tCCD_L``
+    (Duplex's bank bundle read through extra TSVs); ``False``: the set's bursts take turns on
+    the channel's bus (a controller interleaving consecutive bursts over bank groups so that
+    ``tCCD_L > burst_cycles`` does not idle the bus). The view has one bank group of
+    ``banks / set_banks`` sets with rows ``set_banks`` times as long; a set activate counts
+    as ``set_banks`` activates in tFAW (whole windows when it opens more than 4 rows).
+
+    Raises:
+        ValueError: the set does not take the same number of banks from each group it spans,
+            does not divide the banks, or opens more than 4 rows but not a multiple of 4.
+    """
+    o, t = spec.organization, spec.timing
+    groups = min(set_banks, o.bank_groups)
+    if set_banks % groups or o.bank_groups % groups or o.banks % set_banks:
+        raise ValueError(f"a set of {set_banks} banks must take the same number of banks from "
+                         f"each of its bank groups ({o.bank_groups} groups) and divide the "
+                         f"{o.banks} banks of a channel")
+    if set_banks > 4 and set_banks % 4:
+        raise ValueError(f"a set of {set_banks} banks must open at most 4 rows or a multiple of 4")
+    access = set_banks * o.access_bytes
+    cycles = t.tccd_l if parallel else max(t.tccd_l, set_banks * o.burst_cycles)
+    org = DramOrganization(
+        channels=o.channels, pseudo_channels=o.pseudo_channels, bank_groups=1,
+        banks_per_group=o.banks // set_banks, rows=o.rows, row_bytes=o.row_bytes * set_banks,
+        bus_bits=access * 8 * o.pseudo_channels // cycles, burst_length=cycles, data_rate=1,
+        tck_s=o.tck_s)
+    timing = t.model_copy(update={"tfaw": t.tfaw * max(set_banks // 4, 1)})
+    return HbmModel(DramSpec(organization=org, timing=timing, energy=spec.energy),
+                    act_faw_weight=min(set_banks, 4))
+
+
 class HbmModel:
     """One HBM device; every time in tCK cycles of one channel.
 
     ``spec``: the device; ``pim``: the bank-level PIM geometry (needed by the PIM methods)."""
 
-    def __init__(self, spec: DramSpec, pim: PimGeometry | None = None):
+    def __init__(self, spec: DramSpec, pim: PimGeometry | None = None, act_faw_weight: int = 1):
+        if not 1 <= act_faw_weight <= 4:
+            raise ValueError(f"act_faw_weight must be 1..4, found {act_faw_weight}")
         self.spec, self.pim = spec, pim
+        # activates one ACT of the streaming closed form counts as in the tFAW window (a bank
+        # bundle's ACT: see archsim.units.logic_pim.bundle_view)
+        self.act_faw_weight = act_faw_weight
         o = spec.organization
         self.banks, self.bank_groups = o.banks, o.bank_groups
         self.access_bytes, self.burst_cycles = o.access_bytes, o.burst_cycles
@@ -186,11 +226,12 @@ class HbmModel:
         m = max(_cdiv(tm.trtp_l - 1, bp), _cdiv(tm.tras - L * row_t - (nbr - 1) * bp - 2, bp), 0)
         trrd_x = tm.trrd_s if self.bank_groups > 1 else tm.trrd_l
         masks = [1 << ((r % self.banks) % self.bank_groups) for r in range(L + 1)]
-        c = _act_offsets(masks, tm.trrd_s, tm.trrd_l, tm.tfaw)
+        w = self.act_faw_weight
+        c = _act_offsets(masks, tm.trrd_s, tm.trrd_l, tm.tfaw, weight=w)
         rd0 = max(c[0] + tm.trcd, c[L] + 1)
         # bank recurrence: a bank is busy from its ACT (L rows ahead) to its PRE + tRP
         busy = (nbr - 1 + m) * bp + 2 + tm.trp
-        P = max(row_t, nbr + 2, trrd_x, tm.tfaw / 4, busy / max(self.banks - L, 1))
+        P = max(row_t, nbr + 2, trrd_x, tm.tfaw * w / 4, busy / max(self.banks - L, 1))
         prea = max(1, tm.trtp_l, tm.tras - (nbr - 1) * bp - 1)
         ref = max(prea + tm.trp, tm.cl + B)         # REF also waits for the last burst's data
         r = ref + tm.trfc + rd0 - (P - (nbr - 1) * bp)
@@ -289,9 +330,27 @@ class HbmModel:
         return (c["RD"] * e.rd_pj + c["ACT"] * e.act_pj + c["PRE"] * e.pre_pj
                 + c["PREA"] * (L + 1) * e.pre_pj + c["REF"] * e.ref_pj)
 
+    @property
+    def interleave_banks(self) -> int:
+        """Bank groups a streaming controller alternates bursts over so that the bus never
+        waits on ``tCCD_L``: ``ceil(tCCD_L / burst_cycles)`` (1 when a row's bursts already
+        fill the bus, as on HBM2)."""
+        need = _cdiv(self.spec.timing.tccd_l, self.burst_cycles)
+        return int(min(max(need, 1), self.bank_groups))
+
     def streaming_efficiency(self, fidelity: str = "analytical",
                              nbytes_per_channel: int = 4 << 20) -> float:
-        """Achieved / peak bandwidth of a long streaming read (default 4 MiB per channel)."""
+        """Achieved / peak bandwidth of a long streaming read (default 4 MiB per channel).
+
+        When ``tCCD_L`` exceeds a burst (HBM3), the stream alternates its bursts over
+        :attr:`interleave_banks` bank groups (:func:`bank_set_model`, analytical only)."""
+        k = self.interleave_banks
+        if k > 1:
+            if fidelity != "analytical":
+                raise ValueError("the command-level stream program reads row by row; a "
+                                 "group-interleaved stream has an analytical model only")
+            return bank_set_model(self.spec, k, parallel=False).streaming_efficiency(
+                fidelity, nbytes_per_channel)
         cyc = self.stream_read_cycles(nbytes_per_channel, fidelity)
         return float(nbytes_per_channel / (float(cyc) * self.channel_bytes_per_cycle))
 

@@ -24,6 +24,21 @@ from archsim.units.base import Phase, PlanContext, TaskPlan, Traffic, UnitModel,
 from archsim.units.dram_spec import PimGeometry
 
 
+def operand_traffic(ctx: PlanContext, matrix: str, mem: str) -> Traffic:
+    """Traffic of an in-memory GEMM/GEMV: every operand but ``matrix`` (which stays in ``mem``)
+    moves from its home into ``mem``, and results move from ``mem`` to their homes."""
+    traffic = Traffic()
+    for tensor, (r, w) in ctx.cascade.einsum_tensor_bytes(ctx.einsum).items():
+        if tensor == matrix:
+            continue
+        home = ctx.placement[tensor]
+        if r:
+            traffic.move(home, mem, r)
+        if w:
+            traffic.move(mem, home, w)
+    return traffic
+
+
 class BankPimSpec(UnitSpec):
     """Design-file entry of a bank-level PIM (``kind: bank_pim``)."""
 
@@ -35,6 +50,9 @@ class BankPimSpec(UnitSpec):
     row_buffers: int = 1
     global_buffer_bytes: int = 1024
     gact_faw_weight: int | None = None
+    # energy per access-size (burst) read by the banks' multipliers; None: NeuPIMs' rule (an
+    # all-bank MAC command costs 4 reads, see archsim.units.hbm)
+    read_pj_per_access: float | None = None
 
     def geometry(self) -> PimGeometry:
         """The PIM parameters the DRAM model needs."""
@@ -89,6 +107,22 @@ class BankPim(UnitModel):
         return self.hbm.pim_gemv_cycles(rows, cols, segment_elems,
                                         fidelity=fidelity or self.design.fidelity)
 
+    def gemv_energy_pj(self, rows, cols, segment_elems):
+        """Energy (pJ) of one GEMV on one channel: the DRAM model's command energy, with the
+        MAC commands charged ``read_pj_per_access`` per burst-sized read of every bank when
+        the design gives it."""
+        hbm = self.hbm
+        if self.spec.read_pj_per_access is None:
+            return hbm.pim_gemv_energy_pj(rows, cols, segment_elems)
+        from archsim.units.hbm import MAC_RD_ENERGY_FACTOR
+
+        c = hbm.pim_gemv_commands(rows, cols, segment_elems)
+        e = hbm.spec.energy
+        per_mac = (hbm.banks * self.spec.multipliers_per_bank * self.spec.element_bytes
+                   / hbm.access_bytes * self.spec.read_pj_per_access)
+        return (hbm.pim_gemv_energy_pj(rows, cols, segment_elems)
+                - c["MAC"] * MAC_RD_ENERGY_FACTOR * e.rd_pj + c["MAC"] * per_mac)
+
     def unsupported_reason(self, cascade, einsum: str) -> str | None:
         """PIM runs two-operand contractions (GEMVs over a matrix in its memory)."""
         if cascade.contraction(einsum) is None:
@@ -120,17 +154,9 @@ class BankPim(UnitModel):
         per_channel = math.ceil(con.B / self.channels)
         tck = float(self.gemv_cycles(rows, con.K, con.K))
         cycles = per_channel * vectors * tck * self.dram_cycle_scale
-        energy = float(self.hbm.pim_gemv_energy_pj(rows, con.K, con.K)) * con.B * vectors
-        traffic = Traffic()
+        energy = float(self.gemv_energy_pj(rows, con.K, con.K)) * con.B * vectors
         # vectors in (global-buffer writes), results out (READRES); the matrix stays in the banks
-        for tensor, (r, w) in cas.einsum_tensor_bytes(ctx.einsum).items():
-            if tensor == matrix:
-                continue
-            home = ctx.placement[tensor]
-            if r:
-                traffic.move(home, mem, r)
-            if w:
-                traffic.move(mem, home, w)
+        traffic = operand_traffic(ctx, matrix, mem)
         totals = traffic.totals()
         if self.blocked:
             # single row buffer: the DRAM serves no regular traffic while the PIM computes
