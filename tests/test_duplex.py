@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from testpaths import ok, user_error
+from testpaths import ok, serve_argv, user_error
 
 from archsim import simulate
 from archsim.errors import DesignError, UserError
@@ -297,10 +297,7 @@ def test_cli_serve_duplex_json(run_archsim, tmp_path):
     (["--expert-coprocessing", "auto"], "expected on or off"),
 ])
 def test_cli_serve_xpu_user_errors(run_archsim, args, match):
-    base = {"--design": "duplex", "--model": "mixtral-8x7b", "--requests": "4"}
-    for i in range(0, len(args), 2):
-        base[args[i]] = args[i + 1]
-    argv = ["serve", "--quiet"] + [x for kv in base.items() for x in kv]
+    argv = serve_argv({"--design": "duplex", "--model": "mixtral-8x7b", "--requests": "4"}, args)
     proc = run_archsim(*argv)
     if "expected on or off" in match:       # argparse rejects it: exit 2 with usage
         assert proc.returncode == 2 and match in proc.stderr

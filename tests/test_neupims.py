@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from testpaths import ok, user_error
+from testpaths import ok, serve_argv, user_error
 
 from archsim import simulate
 from archsim.errors import DesignError, UserError
@@ -237,10 +237,7 @@ def test_cli_serve_json(run_archsim, tmp_path):
     (["--design", "sa128"], "no serving block"),
 ])
 def test_cli_serve_user_errors(run_archsim, args, match):
-    base = {"--design": "neupims", "--model": "gpt3-7b", "--requests": "4"}
-    for i in range(0, len(args), 2):
-        base[args[i]] = args[i + 1]
-    argv = ["serve", "--quiet"] + [x for kv in base.items() for x in kv]
+    argv = serve_argv({"--design": "neupims", "--model": "gpt3-7b", "--requests": "4"}, args)
     assert match in user_error(run_archsim(*argv))
 
 

@@ -27,3 +27,12 @@ def user_error(proc) -> str:
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("archsim") and "error" in lines[0], lines[0]
     return lines[0]
+
+
+def serve_argv(base: dict, args: list) -> list:
+    """``archsim serve --quiet`` arguments: ``base`` flag -> value, overridden by ``args``
+    (flag, value pairs)."""
+    base = dict(base)
+    for i in range(0, len(args), 2):
+        base[args[i]] = args[i + 1]
+    return ["serve", "--quiet"] + [x for kv in base.items() for x in kv]

@@ -322,7 +322,7 @@ class CoProcessingModel:
         return min(1.0, t.tccd_l / (o.burst_cycles * o.bank_groups))
 
     def _op(self, name, kind, *, flops, nbytes, xpu_bytes, pim_gemm, macs, group="",
-            tokens=0, xpu_extra_s=0.0, pim_extra_s=0.0) -> Op:
+            tokens=0, xpu_extra_s=0.0) -> Op:
         """Build an operation: ``pim_gemm`` is (tokens, K, N, count) of the matrix the PIM
         streams, or None when the PIM cannot run it."""
         x = self.xpu
@@ -330,7 +330,7 @@ class CoProcessingModel:
         xpu_pj = xpu_bytes * x.read_pj + flops * x.flop_pj
         if self.pim is not None and pim_gemm is not None:
             ps, pb, ppj = self.pim.gemm(*pim_gemm)
-            pim_s = ps + pim_extra_s
+            pim_s = ps
         else:
             pim_s, pb, ppj = math.inf, 0.0, 0.0
         return Op(name, kind, flops, nbytes, xpu_s, pim_s, xpu_bytes, pb, xpu_pj, ppj, macs,
@@ -389,10 +389,6 @@ class CoProcessingModel:
         flops = 4.0 * total * s.heads * hd
         scores = total * s.heads
         sm_xpu = scores * SOFTMAX_OPS / self.xpu.vector_s
-        pim_extra = 0.0
-        if self.pim is not None:
-            sm, on_xpu = self.pim.softmax(scores)
-            pim_extra = sm_xpu if on_xpu else 0.0
         op = self._op("decode_attention", "decode_attention", flops=flops, nbytes=nbytes,
                       xpu_bytes=kv, pim_gemm=None, macs=flops / 2, group="attention",
                       tokens=int(ctx.size), xpu_extra_s=sm_xpu)
@@ -407,7 +403,7 @@ class CoProcessingModel:
             sm, on_xpu = self.pim.softmax(scores)
             # Logic-PIM's softmax unit works on the scores as they come out of the modules;
             # without one the scores go to the xPU's vector pipes and back
-            op.pim_s = t + pim_extra if on_xpu else max(t, sm)
+            op.pim_s = t + sm_xpu if on_xpu else max(t, sm)
             op.pim_bytes, op.pim_pj = pb, ppj
         return op
 
