@@ -237,10 +237,43 @@ def _design(args):
     return dataclasses.replace(design, fidelity=args.fidelity)
 
 
+def _simulate_spatial(design, args) -> int:
+    """``simulate --model`` on a design with a ``spatial`` section (FuseMax, FLAT, unfused)."""
+    import json
+
+    from archsim.spatial import simulate_model
+
+    unsupported = [f"--{a}" for a in ("csv", "trace", "plot", "mapping") if getattr(args, a)]
+    unsupported += [f"--{f.replace('_', '-')}" for f in ("phase", "kv", "tp", "layers",
+                                                         "expert_tokens", "dims")
+                    if getattr(args, f, None) is not None]
+    if args.attention != MODEL_DEFAULTS["attention"]:
+        unsupported.append("--attention (the design's spatial.attention chooses the cascade)")
+    if args.past or args.prefills != 1 or args.dtype != "fp16":
+        unsupported.append("--past/--prefills/--dtype")
+    if unsupported:
+        raise UserError(f"design {design.name!r} runs encoder layers with its spatial model, "
+                        f"which takes --model, --seq, --batch, --scope and --json; not "
+                        f"{', '.join(unsupported)}")
+    _check_outputs(args)
+    result = simulate_model(design, args.model, seq=args.seq or 1024, batch=args.batch or 1,
+                            scope=args.scope)
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        except OSError as exc:
+            raise UserError(f"--json {args.json}: cannot write ({exc.strerror})") from None
+    if not args.quiet:
+        print(result.summary())
+    return 0
+
+
 def cmd_simulate(args) -> int:
     from archsim import Mapping, simulate
 
     design = _design(args)
+    if design.spatial is not None and getattr(args, "model", None):
+        return _simulate_spatial(design, args)
     cascade = _load_workload(args)
     _check_outputs(args)
     mapping = Mapping.load(args.mapping) if args.mapping else None
@@ -398,13 +431,18 @@ def cmd_validate(args) -> int:
         figs = vn.neupims_figures(requests_per_batch=args.requests_per_batch,
                                   progress=False, fidelity=args.fidelity)
         return _report_figures(figs, vn.format_figures(figs), args.json)
+    if args.target == "fusemax":
+        from archsim import validate_fusemax as vf
+
+        figs = vf.fusemax_figures()
+        return _report_figures(figs, vf.format_fusemax(figs), args.json)
     if args.target == "duplex":
         from archsim import validate_duplex as vd
 
         figs = vd.duplex_figures(requests_per_batch=args.requests_per_batch)
         return _report_figures(figs, vd.format_duplex(figs), args.json)
     raise UserError(f"unknown validation target {args.target!r}; available: scalesim, neupims, "
-                    f"duplex")
+                    f"duplex, fusemax")
 
 
 def _on_off(text: str):
@@ -531,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     wl.set_defaults(func=cmd_workload)
 
     v = sub.add_parser("validate", help="compare models against reference results")
-    v.add_argument("target", choices=["scalesim", "neupims", "duplex"])
+    v.add_argument("target", choices=["scalesim", "neupims", "duplex", "fusemax"])
     v.add_argument("--csv", help="SCALE-Sim results CSV (see ../shared/reference)")
     v.add_argument("--tolerance", type=float, default=1.0, metavar="PCT",
                    help="largest allowed |error| in percent (default 1)")

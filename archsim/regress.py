@@ -10,6 +10,9 @@ the file was last updated on purpose::
                                              # or {"random": {"n": 200, "seed": 1, ...}}
                                              # or {"model": "llama2-7b", "phase": "decode",
                                              #     "batch": 32, "seq": 1024, ...}
+                                             # or {"spatial": {"model": "bert-base",
+                                             #     "seq": 4096, "batch": 64, "scope": ...}}
+                                             #     (encoders on a spatial design)
       "mapper": "greedy",
       "expected": {"cycles": ..., "units": {...}, "memory": {...}, "energy_pj": ...}
     }
@@ -42,6 +45,10 @@ def run_case(case: dict, source: str = "<case>"):
     if unknown:
         raise UserError(f"{source}: unknown keys {sorted(unknown)}; expected {sorted(CASE_KEYS)}")
     wl = case.get("workload") or {}
+    if "spatial" in wl:
+        from archsim.spatial import simulate_model
+
+        return simulate_model(load_design(case["design"], case.get("set", [])), **wl["spatial"])
     if "cascade" in wl:
         cascade = dataflow.load_cascade(wl["cascade"], ranks_override=wl.get("ranks"))
     elif "einsum" in wl:
@@ -61,6 +68,15 @@ def run_case(case: dict, source: str = "<case>"):
 
 def figures(result) -> dict[str, Any]:
     """The regressed figures of a result."""
+    if hasattr(result, "attention"):          # spatial model (archsim.spatial.ModelResult)
+        d = result.to_dict()
+        return {
+            "cycles": round(result.cycles, 3),
+            "units": {n: {"busy_cycles": round(u["busy_cycles"], 3)}
+                      for n, u in d["units"].items()},
+            "memory": {"dram": {"bytes": round(result.attention.dram_bytes * result.layers)}},
+            "energy_pj": round(result.energy_pj, 3),
+        }
     return {
         "cycles": result.cycles,
         "units": {n: {"busy_cycles": u.busy_cycles, "compute_cycles": u.compute_cycles,

@@ -158,6 +158,33 @@ class ServingPolicy(StrictModel):
         return "xpu" if self.xpu is not None else "npu"
 
 
+class SpatialPolicy(StrictModel):
+    """How attention and encoder layers run on a spatial-array design (see
+    :mod:`archsim.spatial`): FuseMax, FLAT and the unfused baseline differ only here and in
+    their units.
+
+    ``array2d`` / ``array1d``: the ``pe_array`` units; ``buffer``: the on-chip global buffer
+    (an ``sram`` memory); ``dram``: off-chip memory. ``attention``: the attention cascade run
+    (``1pass``, ``3pass`` or ``deferred``). ``array2d_runs``: which einsums the binding
+    puts on the 2D array: ``tile`` (every einsum over a whole (m, p) tile, as FuseMax binds
+    them) or ``mac`` (only multiply-accumulate einsums, as FLAT). ``schedule``: ``pipelined``
+    (software-pipelined epochs: both arrays work on different epochs at once), ``tile``
+    (tile-at-a-time: an epoch starts when the previous one is done) or ``phased`` (each run of
+    einsums on one array is a separate phase with DRAM round trips, the unfused baseline).
+    ``intermediates``: where intermediates spanning a whole key fiber live: ``auto`` (on chip
+    when they fit, the rest spilled to DRAM) or ``dram``.
+    """
+
+    array2d: str
+    array1d: str
+    buffer: str
+    dram: str
+    attention: Literal["1pass", "3pass", "deferred"]
+    array2d_runs: Literal["tile", "mac"]
+    schedule: Literal["pipelined", "tile", "phased"]
+    intermediates: Literal["auto", "dram"] = "auto"
+
+
 class DesignFile(StrictModel):
     """Top level of a design file. Unit entries are validated by their ``kind``'s spec."""
 
@@ -169,6 +196,7 @@ class DesignFile(StrictModel):
     interconnect: InterconnectSpec | None = None
     network: InterconnectSpec | None = None
     serving: ServingPolicy | None = None
+    spatial: SpatialPolicy | None = None
     references: list[str] = []
 
 
@@ -200,6 +228,7 @@ class Design:
     serving: ServingPolicy | None = None
     fidelity: str = "analytical"
     network: InterconnectSpec | None = None
+    spatial: SpatialPolicy | None = None
 
     @cached_property
     def hash(self) -> str:
@@ -515,6 +544,18 @@ def design_from_data(data: Any, source: str = "<design>", overrides: Sequence[st
             if ref is not None and ref not in units:
                 _raise(source, lines, origin, ("serving", key),
                        f"expected one of the units ({', '.join(units)}), found {ref!r}")
+    if top.spatial is not None:
+        for key, pool, what in (("array2d", units, "units"), ("array1d", units, "units"),
+                                ("buffer", mems, "memories"), ("dram", mems, "memories")):
+            ref = getattr(top.spatial, key)
+            if ref not in pool:
+                _raise(source, lines, origin, ("spatial", key),
+                       f"expected one of the {what} ({', '.join(pool)}), found {ref!r}")
+        for key in ("array2d", "array1d"):
+            kind = units[getattr(top.spatial, key)].kind
+            if kind != "pe_array":
+                _raise(source, lines, origin, ("spatial", key),
+                       f"expected a unit of kind pe_array, found kind {kind!r}")
     for uname, u in units.items():
         for key in ("scratchpad", "memory"):
             ref = getattr(u, key, None)
@@ -525,5 +566,5 @@ def design_from_data(data: Any, source: str = "<design>", overrides: Sequence[st
         name=top.name, description=top.description, clock_hz=top.clock_hz, units=units,
         memories=mems, source=source, overrides=tuple(overrides), resolved=data,
         references=tuple(top.references), interconnect=top.interconnect, serving=top.serving,
-        network=top.network,
+        network=top.network, spatial=top.spatial,
     )

@@ -146,8 +146,9 @@ NEUPIMS_FOOTER = ("configurations: ShareGPT (synthetic, mean 80/296 tokens), clo
 
 def format_figures(figs: list[Figure], footer: str = NEUPIMS_FOOTER) -> str:
     """A text table of the figures, then the configurations used."""
-    lines = [f"{'figure':<26} {'paper':>8} {'ours':>8} {'error':>8}  {'tol':>5}  status",
-             "-" * 70]
+    w = max([26] + [len(f.name) for f in figs])
+    lines = [f"{'figure':<{w}} {'paper':>8} {'ours':>8} {'error':>8}  {'tol':>5}  status",
+             "-" * (w + 44)]
     for f in figs:
         paper = f"{f.paper:.3f}" if f.paper is not None else "-"
         err = f"{f.error_pct:+.1f}%" if f.error_pct is not None else "-"
@@ -158,7 +159,7 @@ def format_figures(figs: list[Figure], footer: str = NEUPIMS_FOOTER) -> str:
                 if "agrees" in f.detail else "reported"
         else:
             status = "PASS" if f.ok else "FAIL"
-        lines.append(f"{f.name:<26} {paper:>8} {f.ours:>8.3f} {err:>8}  {tol:>5}  {status}")
+        lines.append(f"{f.name:<{w}} {paper:>8} {f.ours:>8.3f} {err:>8}  {tol:>5}  {status}")
     lines.append("")
     for f in figs:
         lines.append(f"{f.name}: {f.description}")
