@@ -268,10 +268,79 @@ def _simulate_spatial(design, args) -> int:
     return 0
 
 
+def _write_json(data, path: str) -> None:
+    import json
+
+    try:
+        Path(path).write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise UserError(f"--json {path}: cannot write ({exc.strerror})") from None
+
+
+def _simulate_rdu(design, args) -> int:
+    """``simulate --model`` on a dataflow-RDU design (SN40L): fused or unfused sections."""
+    from archsim.rdu import simulate_model
+
+    if not getattr(args, "model", None):
+        from archsim.rdu import simulate_cascade
+
+        cascade = _load_workload(args)
+        unsupported = [f"--{a}" for a in ("csv", "trace", "plot", "mapping") if getattr(args, a)]
+        if unsupported:
+            raise UserError(f"design {design.name!r} runs workloads as RDU sections, which "
+                            f"write --json; not {', '.join(unsupported)}")
+        _check_outputs(args)
+        result = simulate_cascade(design, cascade, fusion=args.fusion or "fused",
+                                  partitioner=args.partition, sockets=args.sockets or 1,
+                                  orchestration=args.orchestration)
+        if args.json:
+            _write_json(result.to_dict(), args.json)
+        if not args.quiet:
+            print(result.summary())
+        return 0
+    unsupported = [f"--{a}" for a in ("csv", "trace", "plot", "mapping") if getattr(args, a)]
+    unsupported += [f"--{f.replace('_', '-')}" for f in ("tp", "expert_tokens", "dims")
+                    if getattr(args, f, None) is not None]
+    if args.attention != MODEL_DEFAULTS["attention"] or args.past or args.prefills != 1:
+        unsupported.append("--attention/--past/--prefills")
+    if unsupported:
+        raise UserError(f"design {design.name!r} runs model graphs as RDU sections, which take "
+                        f"--model, --phase, --batch, --seq, --kv, --sockets, --fusion, "
+                        f"--partition, --orchestration, --dtype, --layers, --scope and --json; "
+                        f"not {', '.join(unsupported)} (use --sockets for tensor parallelism)")
+    for flag in ("batch", "seq", "layers", "sockets"):
+        value = getattr(args, flag, None)
+        if value is not None and value <= 0:
+            raise UserError(f"--{flag} must be a positive integer, found {value}")
+    _check_outputs(args)
+    kv = None
+    if args.kv:
+        kv = _int_list(args.kv, "--kv")
+        kv = kv[0] if len(kv) == 1 else kv
+    dtype = "bf16" if args.dtype == MODEL_DEFAULTS["dtype"] else args.dtype
+    result = simulate_model(design, args.model, phase=args.phase, batch=args.batch or 1,
+                            seq=args.seq or 1024, kv=kv, sockets=args.sockets or 1,
+                            fusion=args.fusion or "fused", partitioner=args.partition,
+                            orchestration=args.orchestration, dtype=dtype,
+                            layers=args.layers, scope=args.scope)
+    if args.json:
+        _write_json(result.to_dict(), args.json)
+    if not args.quiet:
+        print(result.summary())
+    return 0
+
+
 def cmd_simulate(args) -> int:
     from archsim import Mapping, simulate
 
     design = _design(args)
+    if design.rdu is not None:
+        return _simulate_rdu(design, args)
+    rdu_only = [f"--{f}" for f in ("sockets", "fusion", "partition", "orchestration")
+                if getattr(args, f, None) is not None]
+    if rdu_only:
+        raise UserError(f"{', '.join(rdu_only)} apply to dataflow-RDU designs (e.g. sn40l); "
+                        f"design {design.name!r} has no rdu section")
     if design.spatial is not None and getattr(args, "model", None):
         return _simulate_spatial(design, args)
     cascade = _load_workload(args)
@@ -441,8 +510,13 @@ def cmd_validate(args) -> int:
 
         figs = vd.duplex_figures(requests_per_batch=args.requests_per_batch)
         return _report_figures(figs, vd.format_duplex(figs), args.json)
+    if args.target == "sn40l":
+        from archsim import validate_sn40l as vs
+
+        figs = vs.sn40l_figures()
+        return _report_figures(figs, vs.format_sn40l(figs), args.json)
     raise UserError(f"unknown validation target {args.target!r}; available: scalesim, neupims, "
-                    f"duplex, fusemax")
+                    f"duplex, fusemax, sn40l")
 
 
 def _on_off(text: str):
@@ -514,6 +588,25 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_coe(args) -> int:
+    from archsim.coe import simulate_coe
+
+    if args.json and not Path(args.json).parent.is_dir():
+        raise UserError(f"--json {args.json}: directory {Path(args.json).parent} does not exist")
+    if args.cache_experts is not None and args.cache_experts < 0:
+        raise UserError(f"--cache-experts must be >= 0, found {args.cache_experts}")
+    result = simulate_coe(args.design, experts=args.experts, batch=args.batch,
+                          output_tokens=args.output_tokens, prompt_tokens=args.prompt_tokens,
+                          baseline=args.baseline, expert=args.expert, router=args.router,
+                          sockets=args.sockets, cache_experts=args.cache_experts,
+                          batches=args.batches, seed=args.seed, overrides=tuple(args.set))
+    if args.json:
+        _write_json(result.to_dict(), args.json)
+    if not args.quiet:
+        print(result.summary())
+    return 0
+
+
 def cmd_regress(args) -> int:
     from archsim import regress
 
@@ -534,6 +627,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workload_args(s)
     s.add_argument("--mapping", metavar="FILE", help="a mapping JSON (from `archsim map --out`)")
     s.add_argument("--mapper", default="greedy", help="mapper used when no --mapping is given")
+    r = s.add_argument_group("dataflow RDU designs (sn40l)")
+    r.add_argument("--sockets", type=int, help="sockets joined by tensor parallelism "
+                                                "(default 1)")
+    r.add_argument("--fusion", choices=["fused", "unfused"],
+                   help="fused sections (default) or one operator per kernel")
+    r.add_argument("--partition", choices=["ilp", "greedy", "dp"],
+                   help="how fused sections are found (default ilp: exact)")
+    r.add_argument("--orchestration", choices=["hardware", "software"],
+                   help="kernel launches (default: the design's)")
     s.set_defaults(func=cmd_simulate)
 
     m = sub.add_parser("map", help="search a mapping, print it and its cost")
@@ -569,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     wl.set_defaults(func=cmd_workload)
 
     v = sub.add_parser("validate", help="compare models against reference results")
-    v.add_argument("target", choices=["scalesim", "neupims", "duplex", "fusemax"])
+    v.add_argument("target", choices=["scalesim", "neupims", "duplex", "fusemax", "sn40l"])
     v.add_argument("--csv", help="SCALE-Sim results CSV (see ../shared/reference)")
     v.add_argument("--tolerance", type=float, default=1.0, metavar="PCT",
                    help="largest allowed |error| in percent (default 1)")
@@ -617,6 +719,31 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--plot", metavar="OUT", help="plot batch, utilization, TTFT/TBT")
     sv.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     sv.set_defaults(func=cmd_serve)
+
+    ce = sub.add_parser("coe", help="Composition of Experts on an RDU node vs a DGX baseline")
+    ce.add_argument("--design", default="sn40l", help="RDU design (default sn40l)")
+    ce.add_argument("--experts", type=int, default=150, help="experts (default 150)")
+    ce.add_argument("--batch", type=int, default=8, help="requests per batch (default 8)")
+    ce.add_argument("--output-tokens", type=int, default=20,
+                    help="tokens generated per request (default 20)")
+    ce.add_argument("--prompt-tokens", type=int, default=128,
+                    help="prompt tokens per request (default 128)")
+    ce.add_argument("--baseline", default="dgx-h100",
+                    choices=["dgx-h100", "dgx-a100", "dgx-a100-40"],
+                    help="GPU node to compare with (default dgx-h100)")
+    ce.add_argument("--expert", default="llama2-7b", help="expert model (default llama2-7b)")
+    ce.add_argument("--router", default="llama2-7b", help="router model (default llama2-7b)")
+    ce.add_argument("--sockets", type=int, default=8, help="RDU sockets (default 8)")
+    ce.add_argument("--cache-experts", type=int, default=None,
+                    help="experts the HBM cache holds (default: all that fit)")
+    ce.add_argument("--batches", type=int, default=64,
+                    help="batches averaged after the cache warm-up (default 64)")
+    ce.add_argument("--seed", type=int, default=0, help="seed of the routing (default 0)")
+    ce.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                    help="override a key of the RDU design")
+    ce.add_argument("--json", metavar="OUT", help="write the result as JSON")
+    ce.add_argument("--quiet", action="store_true", help="print nothing")
+    ce.set_defaults(func=cmd_coe)
 
     r = sub.add_parser("regress", help="re-run the golden cycle-count cases and show a diff")
     r.add_argument("--update", action="store_true", help="rewrite the golden files")

@@ -13,6 +13,9 @@ the file was last updated on purpose::
                                              # or {"spatial": {"model": "bert-base",
                                              #     "seq": 4096, "batch": 64, "scope": ...}}
                                              #     (encoders on a spatial design)
+                                             # or {"rdu": {"model": "llama2-7b", "phase":
+                                             #     "decode", "sockets": 8, "fusion": ...}}
+                                             #     (model graphs on a dataflow RDU)
       "mapper": "greedy",
       "expected": {"cycles": ..., "units": {...}, "memory": {...}, "energy_pj": ...}
     }
@@ -49,6 +52,10 @@ def run_case(case: dict, source: str = "<case>"):
         from archsim.spatial import simulate_model
 
         return simulate_model(load_design(case["design"], case.get("set", [])), **wl["spatial"])
+    if "rdu" in wl:
+        from archsim.rdu import simulate_model as rdu_model
+
+        return rdu_model(load_design(case["design"], case.get("set", [])), **wl["rdu"])
     if "cascade" in wl:
         cascade = dataflow.load_cascade(wl["cascade"], ranks_override=wl.get("ranks"))
     elif "einsum" in wl:
@@ -60,14 +67,21 @@ def run_case(case: dict, source: str = "<case>"):
     elif "model" in wl:
         cascade = dataflow.model_graph(**wl)
     else:
-        raise UserError(f"{source}: workload needs 'cascade', 'einsum' + 'ranks', 'random' "
-                        f"or 'model'")
+        raise UserError(f"{source}: workload needs 'cascade', 'einsum' + 'ranks', 'random', "
+                        f"'model', 'spatial' or 'rdu'")
     design = load_design(case["design"], case.get("set", []))
     return simulate(design, cascade, mapper=case.get("mapper", "greedy"))
 
 
 def figures(result) -> dict[str, Any]:
     """The regressed figures of a result."""
+    if hasattr(result, "kernel_launches"):    # dataflow RDU (archsim.rdu.RduResult)
+        return {
+            "cycles": result.cycles,
+            "kernel_launches": result.kernel_launches,
+            "sections": {seg: len(p.sections) for seg, p in result.partitions.items()},
+            "memory": {t: {"bytes": round(b)} for t, b in result.memory_bytes.items()},
+        }
     if hasattr(result, "attention"):          # spatial model (archsim.spatial.ModelResult)
         d = result.to_dict()
         return {

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import types
 import typing
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -185,6 +186,35 @@ class SpatialPolicy(StrictModel):
     intermediates: Literal["auto", "dram"] = "auto"
 
 
+class LaunchSpec(StrictModel):
+    """How a kernel (a section) is launched on an RDU: ``orchestration`` by ``hardware`` (an
+    on-chip orchestrator, ``hardware_s`` per launch) or ``software`` (the host runtime,
+    ``software_s``); a kernel that differs from the one configured also loads its program,
+    ``program_bytes_per_unit`` for every PCU and PMU it uses, from HBM."""
+
+    orchestration: Literal["hardware", "software"]
+    hardware_s: NonNegativeFloat
+    software_s: NonNegativeFloat
+    program_bytes_per_unit: NonNegativeFloat
+
+
+class RduPolicy(StrictModel):
+    """The dataflow-RDU part of a design (see :mod:`archsim.rdu`): which unit holds the PCUs,
+    which memories are the SRAM (PMUs), HBM and DDR tiers, and the figures of PMUs, on-chip
+    network, streaming tiles, the DDR -> HBM copy path and kernel launches."""
+
+    pcu: str
+    sram: str
+    hbm: str
+    ddr: str | None = None
+    pmus: PositiveInt
+    pmu_bandwidth_bytes_per_cycle: PositiveFloat
+    network_bandwidth_bytes_per_cycle: PositiveFloat
+    tile_rows: PositiveInt
+    ddr_to_hbm_bytes_per_s: PositiveFloat
+    launch: LaunchSpec
+
+
 class DesignFile(StrictModel):
     """Top level of a design file. Unit entries are validated by their ``kind``'s spec."""
 
@@ -197,6 +227,7 @@ class DesignFile(StrictModel):
     network: InterconnectSpec | None = None
     serving: ServingPolicy | None = None
     spatial: SpatialPolicy | None = None
+    rdu: RduPolicy | None = None
     references: list[str] = []
 
 
@@ -229,6 +260,7 @@ class Design:
     fidelity: str = "analytical"
     network: InterconnectSpec | None = None
     spatial: SpatialPolicy | None = None
+    rdu: RduPolicy | None = None
 
     @cached_property
     def hash(self) -> str:
@@ -382,6 +414,10 @@ def _model_at(root: type[BaseModel], loc: Sequence[Any], data: Any) -> type[Base
             if f is None:
                 return None
             ann = f.annotation
+            if typing.get_origin(ann) in (typing.Union, types.UnionType):
+                models = [a for a in typing.get_args(ann)
+                          if isinstance(a, type) and issubclass(a, BaseModel)]
+                ann = models[0] if len(models) == 1 else ann
             node = node.get(part) if isinstance(node, dict) else None
             args = typing.get_args(ann)
             if typing.get_origin(ann) is dict and len(args) == 2:
@@ -556,6 +592,9 @@ def design_from_data(data: Any, source: str = "<design>", overrides: Sequence[st
             if kind != "pe_array":
                 _raise(source, lines, origin, ("spatial", key),
                        f"expected a unit of kind pe_array, found kind {kind!r}")
+    if top.rdu is not None:
+        _check_rdu(top.rdu, units, mems, lambda path, msg: _raise(source, lines, origin,
+                                                                  ("rdu",) + path, msg))
     for uname, u in units.items():
         for key in ("scratchpad", "memory"):
             ref = getattr(u, key, None)
@@ -566,5 +605,25 @@ def design_from_data(data: Any, source: str = "<design>", overrides: Sequence[st
         name=top.name, description=top.description, clock_hz=top.clock_hz, units=units,
         memories=mems, source=source, overrides=tuple(overrides), resolved=data,
         references=tuple(top.references), interconnect=top.interconnect, serving=top.serving,
-        network=top.network, spatial=top.spatial,
+        network=top.network, spatial=top.spatial, rdu=top.rdu,
     )
+
+
+def _check_rdu(rdu: RduPolicy, units, mems, fail) -> None:
+    """Cross-references of an ``rdu`` section (``fail(key_path, message)`` raises)."""
+    if rdu.pcu not in units:
+        fail(("pcu",), f"expected one of the units ({', '.join(units)}), found {rdu.pcu!r}")
+    if units[rdu.pcu].kind != "pcu":
+        fail(("pcu",), f"expected a unit of kind pcu, found kind {units[rdu.pcu].kind!r}")
+    for key, kind in (("sram", "sram"), ("hbm", "dram"), ("ddr", "dram")):
+        ref = getattr(rdu, key)
+        if ref is None:
+            continue
+        if ref not in mems:
+            fail((key,), f"expected one of the memories ({', '.join(mems)}), found {ref!r}")
+        if mems[ref].kind != kind:
+            fail((key,), f"expected a memory of kind {kind}, found {ref!r} of kind "
+                         f"{mems[ref].kind!r}")
+    if rdu.sram == rdu.hbm or (rdu.ddr is not None and rdu.ddr in (rdu.sram, rdu.hbm)):
+        fail(("ddr" if rdu.ddr in (rdu.sram, rdu.hbm) else "hbm",),
+             "expected three different memories for the sram, hbm and ddr tiers")

@@ -18,6 +18,7 @@ from archsim.units.systolic import SystolicArray
 from archsim.units.logic_pim import LogicPim
 from archsim.units.pim import BankPim
 from archsim.units.pe_array import PeArray
+from archsim.units.pcu import Pcu
 from archsim.units.roofline import GpuRoofline
 from archsim.units.vector import VectorUnit
 
@@ -38,8 +39,9 @@ register_unit(GpuRoofline)
 register_unit(BankPim)
 register_unit(LogicPim)
 register_unit(PeArray)
+register_unit(Pcu)
 
 __all__ = [
     "Phase", "PlanContext", "StrictModel", "TaskPlan", "Traffic", "UnitModel", "UnitSpec",
-    "SystolicArray", "VectorUnit", "GpuRoofline", "BankPim", "LogicPim", "PeArray", "UNIT_KINDS", "register_unit",
+    "SystolicArray", "VectorUnit", "GpuRoofline", "BankPim", "LogicPim", "PeArray", "Pcu", "UNIT_KINDS", "register_unit",
 ]

@@ -64,6 +64,50 @@ class VectorUnitSpec(UnitSpec):
     energy: OpEnergy
 
 
+def unknown_ops_reason(cascade, einsum: str) -> str | None:
+    """None when every operation kind of ``einsum`` has a cost (:data:`OP_KINDS`), else why
+    not."""
+    unknown = set(cascade.ops(einsum)) - set(OP_KINDS)
+    if unknown:
+        return f"no cost for operation kinds {sorted(unknown)}"
+    return None
+
+
+def require_supported(unit: UnitModel, ctx: PlanContext, what: str) -> None:
+    """Raise MappingError when ``unit`` cannot run ``ctx.einsum`` (``what``: e.g. "PCUs")."""
+    reason = unit.unsupported_reason(ctx.cascade, ctx.einsum)
+    if reason:
+        raise MappingError(f"einsum {ctx.einsum!r} cannot run on {what} {unit.name!r}: {reason}")
+
+
+def staged_traffic(ctx: PlanContext, unit: str, spm: str, lanes: int) -> Traffic:
+    """Traffic of an einsum streamed through scratchpad ``spm``: every operand is staged in
+    from its home and read there, every result written there and drained to its home.
+
+    Raises MappingError when the double-buffered staging of one ``lanes``-wide vector per
+    staged operand does not fit in ``ctx.staging_bytes``."""
+    cas = ctx.cascade
+    traffic = Traffic()
+    staged_el_bytes = 0.0
+    for tensor, (r, w) in cas.einsum_tensor_bytes(ctx.einsum).items():
+        home = ctx.placement[tensor]
+        el = cas.tensors[tensor].bits / 8
+        if r:
+            traffic.move(home, spm, r)  # stage in
+            traffic.read(spm, r)        # lanes read the operand
+        if w:
+            traffic.write(spm, w)       # lanes write the result
+            traffic.move(spm, home, w)  # drain
+        if home != spm:
+            staged_el_bytes += el * ((r > 0) + (w > 0))
+    need = int(2 * lanes * staged_el_bytes)
+    if need > ctx.staging_bytes:
+        raise MappingError(
+            f"einsum {ctx.einsum!r} on {unit!r}: staging needs {need} bytes in "
+            f"{spm!r} but only {ctx.staging_bytes} are free")
+    return traffic
+
+
 class VectorUnit(UnitModel):
     """Timing and energy of any einsum on a SIMD vector unit."""
 
@@ -76,18 +120,12 @@ class VectorUnit(UnitModel):
 
     def unsupported_reason(self, cascade, einsum: str) -> str | None:
         """A vector unit runs every einsum whose operation kinds it has costs for."""
-        unknown = set(cascade.ops(einsum)) - set(OP_KINDS)
-        if unknown:
-            return f"no cost for operation kinds {sorted(unknown)}"
-        return None
+        return unknown_ops_reason(cascade, einsum)
 
     def plan(self, ctx: PlanContext) -> TaskPlan:
         """Cost of streaming the einsum's operands through the lanes once."""
         cas = ctx.cascade
-        reason = self.unsupported_reason(cas, ctx.einsum)
-        if reason:
-            raise MappingError(f"einsum {ctx.einsum!r} cannot run on vector unit {self.name!r}: "
-                               f"{reason}")
+        require_supported(self, ctx, "vector unit")
         spec = self.spec
         ops = cas.ops(ctx.einsum)
         lane_cycles = sum(n * getattr(spec.cycles_per_op, k) for k, n in ops.items())
@@ -96,25 +134,7 @@ class VectorUnit(UnitModel):
         scale = self.cycle_scale
         spm = spec.scratchpad
 
-        traffic = Traffic()
-        staged_el_bytes = 0.0
-        for tensor, (r, w) in cas.einsum_tensor_bytes(ctx.einsum).items():
-            home = ctx.placement[tensor]
-            el = cas.tensors[tensor].bits / 8
-            if r:
-                traffic.move(home, spm, r)  # stage in
-                traffic.read(spm, r)        # lanes read the operand
-            if w:
-                traffic.write(spm, w)       # lanes write the result
-                traffic.move(spm, home, w)  # drain
-            if home != spm:
-                staged_el_bytes += el * ((r > 0) + (w > 0))
-        # double-buffered staging of one lane-vector per staged operand
-        need = int(2 * spec.lanes * staged_el_bytes)
-        if need > ctx.staging_bytes:
-            raise MappingError(
-                f"einsum {ctx.einsum!r} on {self.name!r}: staging needs {need} bytes in "
-                f"{spm!r} but only {ctx.staging_bytes} are free")
+        traffic = staged_traffic(ctx, self.name, spm, spec.lanes)
 
         phases = [Phase("stream", stream_unit_cycles * scale, traffic.totals())]
         if unit_cycles > stream_unit_cycles:
