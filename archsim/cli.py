@@ -277,10 +277,21 @@ def _write_json(data, path: str) -> None:
         raise UserError(f"--json {path}: cannot write ({exc.strerror})") from None
 
 
+def _parse_tiers(items) -> dict[str, str]:
+    tiers = {}
+    for text in items:
+        name, sep, tier = text.partition("=")
+        if not sep or not name.strip() or not tier.strip():
+            raise UserError(f"--tier {text!r}: expected TENSOR=TIER, e.g. WQ=ddr")
+        tiers[name.strip()] = tier.strip()
+    return tiers
+
+
 def _simulate_rdu(design, args) -> int:
     """``simulate --model`` on a dataflow-RDU design (SN40L): fused or unfused sections."""
     from archsim.rdu import simulate_model
 
+    tiers = _parse_tiers(args.tier)
     if not getattr(args, "model", None):
         from archsim.rdu import simulate_cascade
 
@@ -292,7 +303,7 @@ def _simulate_rdu(design, args) -> int:
         _check_outputs(args)
         result = simulate_cascade(design, cascade, fusion=args.fusion or "fused",
                                   partitioner=args.partition, sockets=args.sockets or 1,
-                                  orchestration=args.orchestration)
+                                  orchestration=args.orchestration, tiers=tiers)
         if args.json:
             _write_json(result.to_dict(), args.json)
         if not args.quiet:
@@ -322,7 +333,7 @@ def _simulate_rdu(design, args) -> int:
                             seq=args.seq or 1024, kv=kv, sockets=args.sockets or 1,
                             fusion=args.fusion or "fused", partitioner=args.partition,
                             orchestration=args.orchestration, dtype=dtype,
-                            layers=args.layers, scope=args.scope)
+                            layers=args.layers, scope=args.scope, tiers=tiers)
     if args.json:
         _write_json(result.to_dict(), args.json)
     if not args.quiet:
@@ -337,7 +348,7 @@ def cmd_simulate(args) -> int:
     if design.rdu is not None:
         return _simulate_rdu(design, args)
     rdu_only = [f"--{f}" for f in ("sockets", "fusion", "partition", "orchestration")
-                if getattr(args, f, None) is not None]
+                if getattr(args, f, None) is not None] + (["--tier"] if args.tier else [])
     if rdu_only:
         raise UserError(f"{', '.join(rdu_only)} apply to dataflow-RDU designs (e.g. sn40l); "
                         f"design {design.name!r} has no rdu section")
@@ -599,7 +610,8 @@ def cmd_coe(args) -> int:
                           output_tokens=args.output_tokens, prompt_tokens=args.prompt_tokens,
                           baseline=args.baseline, expert=args.expert, router=args.router,
                           sockets=args.sockets, cache_experts=args.cache_experts,
-                          batches=args.batches, seed=args.seed, overrides=tuple(args.set))
+                          batches=args.batches, seed=args.seed, routing=args.routing,
+                          overrides=tuple(args.set))
     if args.json:
         _write_json(result.to_dict(), args.json)
     if not args.quiet:
@@ -636,6 +648,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how fused sections are found (default ilp: exact)")
     r.add_argument("--orchestration", choices=["hardware", "software"],
                    help="kernel launches (default: the design's)")
+    r.add_argument("--tier", action="append", default=[], metavar="TENSOR=TIER",
+                   help="place a persistent tensor in sram, hbm or ddr instead of the "
+                        "default policy (repeatable), e.g. --tier WQ=ddr")
     s.set_defaults(func=cmd_simulate)
 
     m = sub.add_parser("map", help="search a mapping, print it and its cost")
@@ -739,6 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
     ce.add_argument("--batches", type=int, default=64,
                     help="batches averaged after the cache warm-up (default 64)")
     ce.add_argument("--seed", type=int, default=0, help="seed of the routing (default 0)")
+    ce.add_argument("--routing", choices=["request", "batch"], default="request",
+                    help="request: each request picks its expert (default); batch: one "
+                         "expert per batch")
     ce.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                     help="override a key of the RDU design")
     ce.add_argument("--json", metavar="OUT", help="write the result as JSON")

@@ -4,7 +4,8 @@ A CoE serves many expert models (by default 150 Llama-2-7B experts, [sn40l] sn40
 "Results") behind a router. For every batch of requests:
 
 1. **route**: the router model reads each prompt (a prefill of the batch) and picks an expert
-   per request (seeded uniform routing over the experts);
+   per request (seeded uniform routing over the experts; ``routing="batch"``: one expert for
+   the whole batch);
 2. **switch**: every expert the batch needs that is not in the HBM expert cache is copied in
    (RDU: DDR -> HBM at ``rdu.ddr_to_hbm_bytes_per_s`` per socket; DGX: host -> GPU at the
    node's host link), evicting the least recently used experts;
@@ -30,6 +31,9 @@ from functools import lru_cache
 import numpy as np
 
 from archsim.errors import UserError
+
+
+ROUTINGS = ("request", "batch")
 
 
 @dataclass(frozen=True)
@@ -216,10 +220,12 @@ def simulate_coe(design: str = "sn40l", *, experts: int = 150, batch: int = 8,
                  router: str = "llama2-7b", sockets: int = 8,
                  cache_experts: int | None = None, baseline_cache_experts: int | None = None,
                  batches: int = 64, seed: int = 0, dtype: str = "bf16",
-                 overrides: tuple[str, ...] = ()) -> CoeResult:
+                 routing: str = "request", overrides: tuple[str, ...] = ()) -> CoeResult:
     """Serve ``batches`` batches of ``batch`` requests on a CoE of ``experts`` experts, on
     ``sockets`` sockets of RDU ``design`` and on the DGX ``baseline`` (see module docstring).
-    Times in seconds per batch."""
+    ``routing``: ``request`` (every request picks its expert uniformly at random) or ``batch``
+    (the router sends a whole batch to one expert, drawn uniformly). Times in seconds per
+    batch."""
     from archsim.spec import load_design
 
     for name, v in (("experts", experts), ("batch", batch), ("output_tokens", output_tokens),
@@ -227,6 +233,8 @@ def simulate_coe(design: str = "sn40l", *, experts: int = 150, batch: int = 8,
                     ("batches", batches)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, found {v!r}")
+    if routing not in ROUTINGS:
+        raise UserError(f"unknown routing {routing!r}; expected one of {', '.join(ROUTINGS)}")
     if baseline not in BASELINES:
         raise UserError(f"unknown baseline {baseline!r}; expected one of "
                         f"{', '.join(BASELINES)}")
@@ -258,7 +266,10 @@ def simulate_coe(design: str = "sn40l", *, experts: int = 150, batch: int = 8,
     # routing: warm-up fills the caches, then the measured batches
     rng = np.random.default_rng(seed)
     warm = 4 * math.ceil(max(cap, b_cap, 1) / batch) + 4
-    reqs = rng.integers(0, experts, size=(warm + batches, batch))
+    if routing == "request":
+        reqs = rng.integers(0, experts, size=(warm + batches, batch))
+    else:
+        reqs = np.repeat(rng.integers(0, experts, size=(warm + batches, 1)), batch, axis=1)
     miss, distinct = lru_misses(reqs, cap)
     b_miss, _ = lru_misses(reqs, b_cap)
     miss, b_miss, distinct = miss[warm:], b_miss[warm:], distinct[warm:]
@@ -295,7 +306,7 @@ def simulate_coe(design: str = "sn40l", *, experts: int = 150, batch: int = 8,
     cfg = {"design": d.name, "baseline": baseline, "experts": experts, "expert": expert,
            "router": router, "batch": batch, "prompt_tokens": prompt_tokens,
            "output_tokens": output_tokens, "sockets": sockets, "batches": batches,
-           "seed": seed, "dtype": dtype, "expert_bytes": e_bytes}
+           "seed": seed, "dtype": dtype, "routing": routing, "expert_bytes": e_bytes}
     return CoeResult(
         cfg, seconds, b_seconds, switch_s, b_switch_s,
         1 - float(np.sum(miss)) / max(1.0, n_distinct * batches),

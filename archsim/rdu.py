@@ -149,7 +149,8 @@ def place_tensors(cascade, design: Design, tiers: Mapping[str, str] | None = Non
     tiers = dict(tiers or {})
     for t, tier in tiers.items():
         if t not in cascade.tensors:
-            raise MappingError(f"tier for unknown tensor {t!r}")
+            raise MappingError(f"tier for unknown tensor {t!r}; persistent tensors of "
+                               f"{cascade.name}: {', '.join(cascade.inputs())}")
         if tier not in TIERS:
             raise MappingError(f"tier of {t!r} must be one of {', '.join(TIERS)}, found "
                                f"{tier!r}")
@@ -750,7 +751,8 @@ class RduResult:
             "design": self.design, "design_hash": self.design_hash, "workload": self.workload,
             **cfg,
             "cycles": self.cycles, "seconds": secs,
-            "tokens_per_s": tokens / secs if secs else 0.0,
+            "tokens_per_s": (tokens / secs if secs else 0.0) if cfg["phase"] != "custom"
+            else None,
             "tokens_per_s_per_user": (1.0 / secs if cfg["phase"] == "decode" and secs
                                       else None),
             "kernel_launches": self.kernel_launches,
@@ -789,8 +791,8 @@ class RduResult:
         if cfg["phase"] == "decode":
             lines.append(f"decode: {d['tokens_per_s_per_user']:,.1f} tokens/s per user, "
                          f"{d['tokens_per_s']:,.1f} tokens/s")
-        else:
-            lines.append(f"{cfg['phase']}: {d['tokens_per_s']:,.1f} tokens/s")
+        elif cfg["phase"] == "prefill":
+            lines.append(f"prefill: {d['tokens_per_s']:,.1f} tokens/s")
         mem = d["memory"]
         lines.append("memory traffic per socket: " + ", ".join(
             f"{k} {v / 1e9:.3f} GB" for k, v in mem.items()))
@@ -919,13 +921,16 @@ def _graph(model, phase, batch, seq, kv, tp, dtype, layers, scope):
 
 def describe_stages(result: RduResult, segment: str = "layers") -> list[dict[str, Any]]:
     """Rows (one per stage) of the sections of ``segment``: section index, stage, wave,
-    PCUs, PMUs, per-tile cycles and what bounds it -- for tables and plots."""
+    PCUs, PMUs, per-tile cycles, what bounds the stage (``bound``: compute, pmu or link) and
+    what bounds its wave (``wave_bound``: pipeline, hbm, ddr, sram or network) -- for tables
+    and plots."""
     rows = []
     k = 0
     for r in result.runs:
         if r.segment != segment:
             continue
         for s in r.plan.stages:
-            rows.append({"section": k, **s.__dict__})
+            rows.append({"section": k, **s.__dict__,
+                         "wave_bound": r.plan.waves[s.wave]["bound"]})
         k += 1
     return rows

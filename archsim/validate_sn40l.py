@@ -91,6 +91,13 @@ def sn40l_figures() -> list[Figure]:
             PAPER[f"switch_speedup_{short}"], r.switch_speedup, 20.0, [FOOTER],
             {"sn40l_ms": round(r.switch_seconds * 1e3, 3),
              "baseline_ms": round(r.baseline_switch_seconds * 1e3, 3)}))
+    for b, short in (("dgx-h100", "h100"), ("dgx-a100", "a100")):
+        r = simulate_coe("sn40l", experts=150, batch=8, output_tokens=20, baseline=b,
+                         routing="batch")
+        figs.append(Figure(
+            f"coe_speedup_{short}_batch_routing", f"as coe_speedup_{short}, one expert per "
+            f"batch (reported)", PAPER[f"coe_speedup_{short}"], r.speedup, None,
+            [FOOTER + "; routing: one expert per batch"]))
     figs.append(Figure("dgx_max_experts", "most experts a DGX H100 holds (host memory)",
                        PAPER["dgx_max_experts"], max_experts(baseline="dgx-h100"), 10.0,
                        ["Llama-2-7B experts + router in 2 TiB host memory"]))

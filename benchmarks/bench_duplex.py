@@ -9,21 +9,16 @@ run computed.
 """
 from __future__ import annotations
 
-import argparse
 import time
 
-from _timing import timed, write_results
+from _timing import bench_args, timed, write_results
 from archsim.serving.run import serve
 
 CASES = [(d, m) for m in ("mixtral-8x7b", "llama3-70b") for d in ("h100", "duplex", "bank_pim")]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--json", metavar="OUT")
-    args = ap.parse_args()
+    args = bench_args(__doc__, repeat=1)
     rows = []
     for design, model in CASES:
         wall, run = timed(lambda d=design, m=model: serve(d, m, dataset="sharegpt", batch=128,

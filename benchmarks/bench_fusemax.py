@@ -8,20 +8,15 @@ Each case is the median of ``--repeat`` runs after a warm-up (`_timing.timed`).
 """
 from __future__ import annotations
 
-import argparse
 
-from _timing import timed, write_results
+from _timing import bench_args, print_rows, timed, write_results
 from archsim import load_design
 from archsim import validate_fusemax as vf
 from archsim.spatial import AttentionShape, evaluate_attention, map_attention
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--json", metavar="OUT")
-    args = ap.parse_args()
+    args = bench_args(__doc__, repeat=5)
     flat = load_design("flat")
     shape = AttentionShape(64, 12, 262144, 262144, 64, 64)
     mapping = map_attention(flat, shape)
@@ -36,9 +31,7 @@ def main() -> None:
     for name, fn in cases:
         wall, _ = timed(fn, args.repeat)
         rows.append({"case": name, "wall_s": wall})
-    print(f"{'case':<44} {'wall':>10}")
-    for r in rows:
-        print(f"{r['case']:<44} {r['wall_s'] * 1e3:>8.2f}ms")
+    print_rows(rows, 44)
     write_results(args.json, rows)
 
 
