@@ -111,6 +111,15 @@ def sn40l_figures() -> list[Figure]:
         ["llama3-8b (the Llama 3.1 8B shape), batch 1, 8K, 16 sockets, BF16"],
         {"hbm_utilization": round(r16.hbm_utilization, 3),
          "ms_per_token": round(r16.seconds * 1e3, 4)}))
+    for key, label, kw in (("batch4", "batch 4", {"batch": 4}),
+                           ("software", "software-orchestrated launches",
+                            {"orchestration": "software"})):
+        r = simulate_model("sn40l", "llama3-8b", phase="decode", seq=8192, sockets=16,
+                           **{"batch": 1, **kw})
+        figs.append(Figure(
+            f"llama31_8b_tokens_per_s_per_user_{key}", f"as above, {label} (reported: the "
+            f"paper's serving setting is not stated)", PAPER["llama31_8b_tokens_per_s_per_user"],
+            1.0 / r.seconds, None, [f"llama3-8b, 8K, 16 sockets, {label}"]))
     return figs
 
 
