@@ -277,7 +277,9 @@ def _write_json(data, path: str) -> None:
         raise UserError(f"--json {path}: cannot write ({exc.strerror})") from None
 
 
-def _parse_tiers(items) -> dict[str, str]:
+def _parse_tiers(items):
+    if list(items) == ["ilp"]:
+        return "ilp"
     tiers = {}
     for text in items:
         name, sep, tier = text.partition("=")
@@ -366,21 +368,49 @@ def cmd_simulate(args) -> int:
 
 def cmd_map(args) -> int:
     from archsim import simulate
-    from mappers import get_mapper
+    from mappers import MEMORY_MAPPERS, get_mapper
 
     design = _design(args)
+    if design.rdu is not None:
+        raise UserError(f"design {design.name!r} is a dataflow RDU: its mapping (sections, "
+                        f"tiers) is searched by `archsim simulate --design {design.name} "
+                        f"--partition ilp|greedy|dp`")
     cascade = _load_workload(args)
     _check_outputs(args)
-    mapping = get_mapper(args.mapper)(cascade, design)
+    memory = args.mapper in MEMORY_MAPPERS
+    given = [f for f, v in (("--budget", args.budget), ("--window", args.window)) if v]
+    if not memory and given:
+        raise UserError(f"{', '.join(given)} apply to the memory mappers "
+                        f"({', '.join(MEMORY_MAPPERS)}), not --mapper {args.mapper}")
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise UserError(f"--time-limit must be positive, found {args.time_limit}")
+    opts = {}
+    if memory:
+        opts = {"budget": args.budget, "window": args.window, "objective": args.objective,
+                "time_limit_s": args.time_limit or 30.0}
+    elif args.mapper == "ilp-binding" and args.time_limit:
+        opts = {"time_limit_s": args.time_limit}
+    mapping = get_mapper(args.mapper)(cascade, design, **opts)
     result = simulate(design, cascade, mapping)
     if args.out:
         try:
             mapping.save(args.out)
         except OSError as exc:
             raise UserError(f"--out {args.out}: cannot write ({exc.strerror})") from None
+    plot = args.plot
+    if plot and mapping.memory is not None:
+        from mappers.plot import plot_memory
+
+        plot_memory(mapping, cascade, plot)
+        args.plot = None
     _write_outputs(result, args)
+    args.plot = plot
     if not args.quiet:
         print(mapping.describe(cascade))
+        if mapping.memory is not None:
+            from mappers.plot import describe_memory
+
+            print(describe_memory(mapping, cascade))
         print(f"cost: {result.cycles:,} cycles ({result.seconds * 1e6:.3f} us), "
               f"{result.energy_pj / 1e6:.3f} uJ")
         print(result.summary())
@@ -650,12 +680,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="kernel launches (default: the design's)")
     r.add_argument("--tier", action="append", default=[], metavar="TENSOR=TIER",
                    help="place a persistent tensor in sram, hbm or ddr instead of the "
-                        "default policy (repeatable), e.g. --tier WQ=ddr")
+                        "default policy (repeatable), e.g. --tier WQ=ddr; --tier ilp places "
+                        "all of them with the tier-placement ILP")
     s.set_defaults(func=cmd_simulate)
 
     m = sub.add_parser("map", help="search a mapping, print it and its cost")
     _add_workload_args(m)
-    m.add_argument("--mapper", default="greedy", help="mapping strategy (default greedy)")
+    m.add_argument("--mapper", default="greedy",
+                   help="greedy (default), opb, ilp-binding; memory mappers: ilp, belady, "
+                        "xla, exhaustive")
+    m.add_argument("--budget", metavar="MR|MH|MP|BYTES",
+                   help="memory mappers: scratchpad budget (default its capacity); MR = the "
+                        "largest operator's working set, MP = the least spill-free peak, MH "
+                        "between")
+    m.add_argument("--objective", choices=["traffic", "time"], default="traffic",
+                   help="ilp: minimise non-compulsory off-chip bytes (default) or total time")
+    m.add_argument("--time-limit", type=float, metavar="S",
+                   help="ILP solver time limit in seconds (default 30); the best mapping "
+                        "found is returned with its bound and gap")
+    m.add_argument("--window", type=int, metavar="N",
+                   help="memory mappers: steps an operator may move from program order "
+                        "(default: any for up to 12 operators, else 2)")
     m.add_argument("--out", metavar="FILE", help="save the mapping as JSON")
     m.set_defaults(func=cmd_map)
 

@@ -67,6 +67,25 @@ def plan_einsum(design: Design, cascade: "Cascade", einsum: str, unit: str,
     return design.unit_models[unit].plan(ctx)
 
 
+def _add_memory_moves(plans: dict[str, TaskPlan], mapping: Mapping, cascade: "Cascade") -> None:
+    """Charge a memory plan's loads (before the task) and stores (after it) to the tasks:
+    extra phases moving bytes between the backing memory and the scratchpad."""
+    from archsim.units.base import Phase
+
+    level, backing = mapping.memory["level"], mapping.memory["backing"]
+    for e, (load, store) in mapping.memory_moves(cascade).items():
+        p = plans[e]
+        if load:
+            p.phases.insert(0, Phase("load", 0.0, {backing: load, level: load}))
+            p.read_bytes[backing] = p.read_bytes.get(backing, 0) + int(load)
+            p.write_bytes[level] = p.write_bytes.get(level, 0) + int(load)
+        if store:
+            p.phases.append(Phase("store", 0.0, {backing: store, level: store}))
+            p.read_bytes[level] = p.read_bytes.get(level, 0) + int(store)
+            p.write_bytes[backing] = p.write_bytes.get(backing, 0) + int(store)
+        p.details = dict(p.details, loaded_bytes=load, stored_bytes=store)
+
+
 def _repeat_extras(cascade: "Cascade", timings) -> dict[str, float]:
     """Repeat name -> cycles its ``count - 1`` further instances add: each instance takes the
     span of the simulated one (first start to last end of the body's tasks). Exact when the
@@ -133,6 +152,8 @@ def simulate(design: Design | str | Path, workload: "Cascade", mapping: Mapping 
     for e in mapping.order:
         plans[e] = plan_einsum(design, workload, e, mapping.binding[e], mapping.placement,
                                staging[e], mapping.tiling.get(e))
+    if mapping.memory is not None:
+        _add_memory_moves(plans, mapping, workload)
 
     dag = workload.dag()
     tasks = [engine.EngineTask(e, mapping.binding[e], plans[e].phases,

@@ -5,6 +5,12 @@ A :class:`Mapping` says which unit runs each einsum (``binding``), in what order
 a memory level: its *home*) and, optionally, the tiling a unit uses for an einsum (``tiling``,
 unit-specific keys, e.g. ``{M: 512, N: 1024, K: 256, order: nmk}`` for a systolic array).
 Every mapper produces one; the evaluator scores it. Mappings round-trip through JSON.
+
+A memory mapper (``mappers.ilp``, ``mappers.greedy.belady_schedule`` ...) adds a ``memory`` plan:
+every tensor is homed in the scratchpad ``level``, which holds it only over its *buffers*
+(``[tensor, start step, end step, offset, loaded]``); a buffer that starts with ``loaded`` is a
+load from ``backing``; ``spilled`` tensors are stored to ``backing`` when their first buffer
+ends; ``outputs`` are stored when produced. The evaluator charges those moves to the tasks.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ class Mapping:
     tiling: dict[str, dict[str, Any]] = field(default_factory=dict)
     mapper: str = "manual"
     info: dict[str, Any] = field(default_factory=dict)
+    memory: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -44,6 +51,7 @@ class Mapping:
             "placement": dict(self.placement),
             "tiling": {k: dict(v) for k, v in self.tiling.items()},
             "info": dict(self.info),
+            **({"memory": self.memory} if self.memory is not None else {}),
         }
 
     @classmethod
@@ -51,16 +59,20 @@ class Mapping:
         """Inverse of :meth:`to_dict`; missing or mistyped keys raise MappingError."""
         if not isinstance(d, dict):
             raise MappingError(f"{source}: expected a mapping object")
-        unknown = set(d) - {"mapper", "order", "binding", "placement", "tiling", "info"}
+        unknown = set(d) - {"mapper", "order", "binding", "placement", "tiling", "info",
+                            "memory"}
         if unknown:
             raise MappingError(f"{source}: unknown keys {sorted(unknown)}; expected mapper, "
-                               "order, binding, placement, tiling, info")
+                               "order, binding, placement, tiling, info, memory")
+        if "memory" in d and not isinstance(d["memory"], dict):
+            raise MappingError(f"{source}: memory: expected an object")
         for key, typ in (("order", list), ("binding", dict), ("placement", dict)):
             if not isinstance(d.get(key), typ):
                 raise MappingError(f"{source}: {key}: expected a {typ.__name__}")
         return cls(binding=dict(d["binding"]), order=list(d["order"]),
                    placement=dict(d["placement"]), tiling=dict(d.get("tiling", {})),
-                   mapper=str(d.get("mapper", "manual")), info=dict(d.get("info", {})))
+                   mapper=str(d.get("mapper", "manual")), info=dict(d.get("info", {})),
+                   memory=d.get("memory"))
 
     def save(self, path: str | Path) -> None:
         """Write as JSON."""
@@ -124,12 +136,86 @@ class Mapping:
                         f"repeated body {rep.name!r} carries {out!r} into {inp!r}: both must "
                         f"live in one memory level (placed in {self.placement[out]!r} and "
                         f"{self.placement[inp]!r}), or the instances would cost differently")
+        if self.memory is not None:
+            self._check_memory(cascade, design)
         for level, peak, step in self.peak_resident_bytes(cascade, design):
             cap = design.memories[level].capacity_bytes
             if peak > cap:
                 raise MappingError(
                     f"tensors placed in {level!r} need {peak} bytes while {self.order[step]!r} "
                     f"runs, more than its capacity of {cap} bytes")
+
+    def memory_buffers(self) -> list[tuple[str, int, int, int, bool]]:
+        """The memory plan's buffers as (tensor, start, end, offset, loaded)."""
+        if self.memory is None:
+            return []
+        return [(str(t), int(a), int(b), int(o), bool(ld))
+                for t, a, b, o, ld in self.memory.get("buffers", [])]
+
+    def _check_memory(self, cascade: "Cascade", design: "Design") -> None:
+        mem = self.memory
+        for key in ("level", "backing", "budget_bytes", "buffers"):
+            if key not in mem:
+                raise MappingError(f"memory plan: missing {key!r}")
+        level, backing = mem["level"], mem["backing"]
+        for lv in (level, backing):
+            if lv not in design.memories:
+                raise MappingError(f"memory plan: unknown memory {lv!r}; memories: "
+                                   f"{', '.join(design.memories)}")
+        cap = design.memories[level].capacity_bytes
+        if int(mem["budget_bytes"]) > cap:
+            raise MappingError(f"memory plan: budget {mem['budget_bytes']} bytes exceeds "
+                               f"{level!r} ({cap} bytes)")
+        n = len(self.order)
+        bufs = self.memory_buffers()
+        for t, a, b, o, _ in bufs:
+            if t not in cascade.tensors:
+                raise MappingError(f"memory plan: buffer of unknown tensor {t!r}")
+            if not 0 <= a <= b < n:
+                raise MappingError(f"memory plan: buffer of {t!r} at steps {a}..{b} outside "
+                                   f"0..{n - 1}")
+            size = cascade.tensor_bytes(t)
+            if o < 0 or o + size > int(mem["budget_bytes"]):
+                raise MappingError(f"memory plan: buffer of {t!r} at offset {o} (+{size}) "
+                                   f"leaves the budget of {mem['budget_bytes']} bytes")
+        by_name = {e.name: e for e in cascade.einsums}
+        for step, e in enumerate(self.order):
+            ein = by_name[e]
+            for t in (*ein.input_tensors, ein.output_tensor):
+                if not any(x == t and a <= step <= b for x, a, b, _, _ in bufs):
+                    raise MappingError(f"memory plan: {e!r} runs at step {step} but {t!r} is "
+                                       f"not resident in {level!r}")
+        bufs.sort(key=lambda r: r[1])
+        for i, (t, _, b, o, _) in enumerate(bufs):
+            st = cascade.tensor_bytes(t)
+            for u, c, _, q, _ in bufs[i + 1:]:
+                if c > b:
+                    break
+                if o < q + cascade.tensor_bytes(u) and q < o + st:
+                    raise MappingError(f"memory plan: buffers of {t!r} and {u!r} overlap in "
+                                       f"{level!r} at step {c}")
+
+    def memory_moves(self, cascade: "Cascade") -> dict[str, tuple[float, float]]:
+        """Einsum -> (bytes loaded into the scratchpad before it runs, bytes stored to the
+        backing memory after it runs) under the memory plan (empty without one)."""
+        if self.memory is None:
+            return {}
+        moves = {e: [0.0, 0.0] for e in self.order}
+        first_end: dict[str, int] = {}
+        for t, a, b, _, loaded in self.memory_buffers():
+            if loaded:
+                moves[self.order[a]][0] += cascade.tensor_bytes(t)
+            elif t not in first_end:
+                first_end[t] = b
+        for t in self.memory.get("spilled", []):
+            step = first_end.get(t)
+            if step is not None:
+                moves[self.order[step]][1] += cascade.tensor_bytes(t)
+        producer = {e.output_tensor: e.name for e in cascade.einsums}
+        for t in self.memory.get("outputs", []):
+            if t in producer:
+                moves[producer[t]][1] += cascade.tensor_bytes(t)
+        return {e: (v[0], v[1]) for e, v in moves.items()}
 
     # ------------------------------------------------------------------ liveness
     def live_intervals(self, cascade: "Cascade") -> dict[str, tuple[int, int]]:
@@ -153,12 +239,18 @@ class Mapping:
         return {t: (first[t], last[t]) for t in first}
 
     def resident_bytes(self, cascade: "Cascade", design: "Design") -> dict[str, list[int]]:
-        """Memory level -> bytes of tensors homed there that are live at each order step."""
+        """Memory level -> bytes of tensors homed there that are live at each order step
+        (for the memory plan's level: the bytes of its buffers)."""
         n = len(self.order)
         diff = {m: np.zeros(n + 1, dtype=np.int64) for m in design.memories}
+        planned = self.memory["level"] if self.memory is not None else None
+        for t, a, b, _, _ in self.memory_buffers():
+            size = cascade.tensor_bytes(t)
+            diff[planned][a] += size
+            diff[planned][b + 1] -= size
         for t, (a, b) in self.live_intervals(cascade).items():
             level = self.placement.get(t)
-            if level not in diff:
+            if level not in diff or level == planned:
                 continue
             size = cascade.tensor_bytes(t)
             diff[level][a] += size

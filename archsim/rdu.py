@@ -156,12 +156,7 @@ def place_tensors(cascade, design: Design, tiers: Mapping[str, str] | None = Non
                                f"{tier!r}")
         if tier == "ddr" and rdu.ddr is None:
             raise MappingError(f"tier of {t!r}: design {design.name!r} has no DDR tier")
-    held = {t: held_bytes(cascade, t) for t in cascade.inputs()}
-    touched = {t: 0.0 for t in held}
-    for e in cascade.einsums:
-        for t, (r, _) in cascade.einsum_tensor_bytes(e.name).items():
-            if t in touched:
-                touched[t] += r * cascade.multiplicity(e.name)
+    held, touched = persistent_bytes(cascade)
     place = {t: tiers.get(t, "hbm") for t in held}
     sram_cap = design.memories[rdu.sram].capacity_bytes
     sram_used = sum(held[t] for t in held if place[t] == "sram")
@@ -188,6 +183,17 @@ def place_tensors(cascade, design: Design, tiers: Mapping[str, str] | None = Non
             raise MappingError(f"tensors spilled to DDR need {ddr / 1e9:.1f} GB, more than its "
                                f"{ddr_cap / 1e9:.1f} GB")
     return place
+
+
+def persistent_bytes(cascade) -> tuple[dict[str, float], dict[str, float]]:
+    """(bytes held, bytes touched per run) of every persistent input tensor (one socket)."""
+    held = {t: held_bytes(cascade, t) for t in cascade.inputs()}
+    touched = {t: 0.0 for t in held}
+    for e in cascade.einsums:
+        for t, (r, _) in cascade.einsum_tensor_bytes(e.name).items():
+            if t in touched:
+                touched[t] += r * cascade.multiplicity(e.name)
+    return held, touched
 
 
 def held_bytes(cascade, tensor: str) -> float:
@@ -628,20 +634,11 @@ def partition(model: SectionModel, names: Sequence[str], method: str = "ilp", *,
     raise UserError(f"unknown partitioner {method!r}; expected one of {', '.join(PARTITIONERS)}")
 
 
-def _solver(time_limit_s: float):
-    import pulp
-
-    available = pulp.listSolvers(onlyAvailable=True)
-    if "HiGHS" in available:
-        return pulp.HiGHS(msg=False, timeLimit=time_limit_s)
-    if "HiGHS_CMD" in available:
-        return pulp.HiGHS_CMD(msg=False, timeLimit=time_limit_s)
-    return pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s)
-
-
 def _partition_ilp(model: SectionModel, names: list[str], time_limit_s: float,
                    max_ops: int | None) -> Partition:
     import pulp
+
+    from mappers.ilp import _var, solve
 
     t0 = time.perf_counter()
     n = len(names)
@@ -649,28 +646,25 @@ def _partition_ilp(model: SectionModel, names: list[str], time_limit_s: float,
     spans = [s for s in spans if math.isfinite(s[2])]
     scale = max(s[2] for s in spans) or 1.0
     prob = pulp.LpProblem("rdu_sections", pulp.LpMinimize)
-    if hasattr(prob, "add_variable"):          # PuLP >= 3.3 (LpVariable(...) is deprecated)
-        x = {(i, j): prob.add_variable(f"x_{i}_{j}", 0, 1, cat="Binary") for i, j, _ in spans}
-    else:
-        x = {(i, j): pulp.LpVariable(f"x_{i}_{j}", cat="Binary") for i, j, _ in spans}
+    x = {(i, j): _var(prob, f"x_{i}_{j}") for i, j, _ in spans}
     prob += pulp.lpSum(c / scale * x[i, j] for i, j, c in spans)
     for k in range(n):
         prob += pulp.lpSum(x[i, j] for i, j, _ in spans if i <= k < j) == 1, f"cover_{k}"
-    prob.solve(_solver(time_limit_s))
-    status = pulp.LpStatus[prob.status]
+    res = solve(prob, time_limit_s)
+    status = res["status"]
     chosen = sorted((i, j) for (i, j), v in x.items() if (v.value() or 0) > 0.5)
     covered = sorted(k for i, j in chosen for k in range(i, j))
     if covered != list(range(n)):
         # no incumbent: fall back to the greedy partition, said so in the status
         part = partition(model, names, "greedy")
-        part.method, part.status = "ilp", f"{status.lower()}: no solution, greedy used"
+        part.method, part.status = "ilp", f"{status}: no solution, greedy used"
         part.solve_seconds = time.perf_counter() - t0
         return part
     secs = [tuple(names[i:j]) for i, j in chosen]
     obj = sum(model.cost(s) for s in secs)
-    proven = status == "Optimal"
-    return Partition(secs, "ilp", "optimal" if proven else f"{status.lower()} (not proven)",
-                     obj, obj if proven else None, time.perf_counter() - t0)
+    proven = status == "optimal"
+    bound = obj if proven else (res["bound"] * scale if res["bound"] is not None else None)
+    return Partition(secs, "ilp", status, obj, bound, time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------- whole workload
@@ -840,7 +834,8 @@ def simulate_cascade(design: Design, cascade, *, fusion: str = "fused",
     """Run ``cascade`` (one socket's shard) on RDU ``design`` as sections.
 
     ``fusion``: ``fused`` (sections found by ``partitioner``, default ``ilp``) or ``unfused``
-    (one einsum per section). Returns an :class:`RduResult`.
+    (one einsum per section). ``tiers``: tensor -> tier choices, or ``"ilp"`` to place every
+    persistent tensor with :func:`mappers.ilp.place_tiers`. Returns an :class:`RduResult`.
     """
     if fusion not in FUSIONS:
         raise UserError(f"--fusion must be one of {', '.join(FUSIONS)}, found {fusion!r}")
@@ -850,6 +845,11 @@ def simulate_cascade(design: Design, cascade, *, fusion: str = "fused",
                         f"{', '.join(PARTITIONERS)}")
     if fusion == "unfused" and partitioner not in (None, "unfused"):
         raise UserError("--partition applies to --fusion fused")
+    tier_solver = None
+    if tiers == "ilp":                        # the tier-placement ILP of mappers.ilp
+        from mappers.ilp import place_tiers
+
+        tiers, tier_solver = place_tiers(cascade, design, sockets_reserve_bytes=reserve_bytes)
     model = SectionModel(cascade, design, sockets=sockets, orchestration=orchestration,
                          tiers=tiers, reserve_bytes=reserve_bytes)
     runs: list[SectionRun] = []
@@ -873,6 +873,9 @@ def simulate_cascade(design: Design, cascade, *, fusion: str = "fused",
     cfg.update({"sockets": sockets, "fusion": fusion, "partitioner": method,
                 "orchestration": orchestration or design.rdu.launch.orchestration})
     notes = []
+    if tier_solver is not None:
+        notes.append(f"tiers placed by ILP ({tier_solver['status']}, "
+                     f"{tier_solver['seconds']:.2f} s)")
     ddr = sorted(t for t, tier in model.place.items() if tier == "ddr")
     if ddr:
         notes.append(f"{len(ddr)} tensors spilled to DDR: {', '.join(ddr[:6])}"

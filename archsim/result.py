@@ -121,6 +121,11 @@ class Result:
             "memory": {k: asdict(v) for k, v in self.memory.items()},
             "mapping": self.mapping.to_dict(),
         }
+        if self.mapping.memory is not None:
+            d["non_compulsory_bytes"] = self.mapping.info.get("non_compulsory_bytes")
+            d["compulsory_bytes"] = self.mapping.info.get("compulsory_bytes")
+            d["solver"] = {k: self.mapping.info.get("solver", {}).get(k)
+                           for k in ("status", "objective", "bound", "gap", "seconds")}
         if timeline:
             d["timeline"] = [asdict(t) for t in self.timeline]
         return d

@@ -99,3 +99,197 @@ def greedy_mapping(cascade: "Cascade", design: "Design", *,
         estimate += t
     return Mapping(binding=binding, order=order, placement=placement, tiling=tiling,
                    mapper="greedy", info={"serial_estimate_cycles": round(estimate, 3)})
+
+
+# --------------------------------------------------------------------------- memory baselines
+def _first_fit(p, live: dict, size: int, budget: int) -> int | None:
+    """Lowest offset with ``size`` free bytes among the live buffers (tensor -> offset)."""
+    busy = sorted((off, off + p.tensors[t].size) for t, off in live.items())
+    cur = 0
+    for lo, hi in busy:
+        if lo - cur >= size:
+            return cur
+        cur = max(cur, hi)
+    return cur if budget - cur >= size else None
+
+
+def belady_schedule(p, order: list[int] | None = None):
+    """TFLite-style baseline: a linear (first-fit) allocator over the scratchpad in
+    ``order`` (default program order), with Belady replacement: when the next operator's
+    tensors do not fit, evict the resident tensor whose next use is farthest away (spilling an
+    intermediate that is still needed, once) until they do. Returns a MemorySchedule."""
+    from mappers.problem import Buffer, MemorySchedule
+
+    p.check_budget()
+    order = list(range(p.n)) if order is None else list(order)
+    if not p.is_valid_order(order):
+        raise MappingError("belady: the order breaks a dependence")
+    pos = {o: t for t, o in enumerate(order)}
+    uses_at = {a: sorted(pos[c] for c in i.consumers) for a, i in p.tensors.items()}
+    live: dict[str, int] = {}                       # tensor -> offset
+    since: dict[str, tuple[int, bool]] = {}         # tensor -> (start step, loaded)
+    buffers, spilled = [], set()
+
+    def next_use(a: str, t: int) -> float:
+        later = [s for s in uses_at[a] if s > t]
+        return later[0] if later else float("inf")
+
+    def close(a: str, t: int) -> None:
+        s, loaded = since.pop(a)
+        off = live.pop(a)
+        if t - 1 >= s:
+            buffers.append(Buffer(a, s, t - 1, off, loaded))
+
+    def evict(v: str, t: int) -> None:
+        info = p.tensors[v]
+        if info.producer is not None and not info.is_output and \
+                (next_use(v, t - 1) != float("inf")) and since[v][0] < t:
+            spilled.add(v)
+        close(v, t)
+
+    for t, i in enumerate(order):
+        op = p.ops[i]
+        for a in list(live):                         # drop what is dead
+            if next_use(a, t - 1) == float("inf"):
+                close(a, t)
+        for a in op.uses:
+            if a in live:
+                continue
+            size = p.tensors[a].size
+            off = _first_fit(p, live, size, p.budget_bytes)
+            while off is None:
+                victims = [v for v in live if v not in op.uses]
+                if not victims:
+                    break
+                evict(max(victims, key=lambda v: (next_use(v, t), p.tensors[v].size, v)), t)
+                off = _first_fit(p, live, size, p.budget_bytes)
+            if off is None:
+                # fragmented by this operator's own tensors: evict all, place them afresh
+                for v in list(live):
+                    evict(v, t)
+                for b in op.uses:
+                    live[b] = _first_fit(p, live, p.tensors[b].size, p.budget_bytes)
+                    created = b == op.output and p.tensors[b].producer == i
+                    since[b] = (t, not created)
+                break
+            live[a] = off
+            created = a == op.output and p.tensors[a].producer == i
+            since[a] = (t, not created)
+    for a in list(live):
+        close(a, p.n)
+    sched = MemorySchedule(p.names(order), buffers, spilled, mapper="belady")
+    return _trimmed(p, sched)
+
+
+def _trimmed(p, sched):
+    """Trim every buffer to its creation or first use and its last use inside it; drop
+    buffers with no use; recompute which buffers are loads and which tensors are spilled."""
+    pos = {e: t for t, e in enumerate(sched.order)}
+    out = []
+    for b in sched.buffers:
+        info = p.tensors[b.tensor]
+        make = pos[p.ops[info.producer].name] if info.producer is not None else None
+        uses = sorted(u for u in ({pos[p.ops[c].name] for c in info.consumers} |
+                                  ({make} if make is not None else set()))
+                      if b.start <= u <= b.end)
+        if not uses:
+            continue
+        start = b.start if make is not None and b.start == make else uses[0]
+        out.append(type(b)(b.tensor, start, uses[-1], b.offset, start != make))
+    sched.buffers = out
+    sched.spilled = {b.tensor for b in out if b.loaded and p.tensors[b.tensor].producer
+                     is not None and not p.tensors[b.tensor].is_output}
+    return sched
+
+
+def xla_schedule(p):
+    """XLA-style baseline (memory-space assignment): program order; every tensor's whole live
+    range is a candidate buffer, ordered by memory-boundedness (bytes its operators move per
+    cycle of their compute, most first) and placed best-fit if it fits over its whole range
+    beside what is placed. A tensor that gets no fast memory lives off chip and is staged in
+    for each operator that uses it (created and spilled by its producer, reloaded for each
+    consumer). When an operator's staged tensors do not fit, the lowest-priority placed buffer
+    spanning that step is demoted. Greedy, no backtracking beyond demotion."""
+    from mappers.ilp import best_fit
+    from mappers.problem import Buffer, MemorySchedule
+
+    p.check_budget()
+    order = list(range(p.n))
+    full = {b.tensor: b for b in p.spill_free_buffers(order)}
+
+    def boundedness(a: str) -> float:
+        info = p.tensors[a]
+        ops = list(info.consumers) + ([info.producer] if info.producer is not None else [])
+        moved = sum(p.working_set_bytes(i) for i in ops)
+        cyc = sum(p.ops[i].compute_cycles for i in ops) or 1e-9
+        return moved / cyc
+
+    prio = sorted(full, key=lambda a: (-boundedness(a), -p.tensors[a].size, a))
+    rank = {a: k for k, a in enumerate(prio)}
+    chosen: list[Buffer] = []
+    for a in prio:
+        trial = [Buffer(c.tensor, c.start, c.end) for c in chosen] + \
+            [Buffer(a, full[a].start, full[a].end)]
+        if not best_fit(p, trial, p.budget_bytes):
+            chosen.append(Buffer(a, full[a].start, full[a].end))
+    while True:
+        kept = {b.tensor for b in chosen}
+        staged = [Buffer(a, t, t) for t in range(p.n) for a in p.ops[t].uses if a not in kept]
+        buffers = [Buffer(b.tensor, b.start, b.end) for b in chosen] + staged
+        fails = best_fit(p, buffers, p.budget_bytes)
+        if not fails:
+            break
+        step = fails[0].start
+        span = [b for b in chosen if b.start <= step <= b.end]
+        if not span:
+            raise MappingError(f"xla: the tensors of {p.ops[step].name!r} do not fit")
+        chosen.remove(max(span, key=lambda b: rank[b.tensor]))
+    for b in buffers:
+        info = p.tensors[b.tensor]
+        b.loaded = not (info.producer is not None and b.start == info.producer)
+    spilled = {b.tensor for b in buffers if b.loaded and p.tensors[b.tensor].producer is not None
+               and not p.tensors[b.tensor].is_output}
+    return MemorySchedule(p.names(order), buffers, spilled, mapper="xla")
+
+
+# --------------------------------------------------------------------------- op/B placement
+PIM_KINDS = ("bank_pim", "logic_pim")
+
+
+def _peak_flops_per_s(model) -> float:
+    """Peak FLOP/s of a compute unit (2 per MAC)."""
+    spec = model.spec
+    clk = model.clock_hz
+    if spec.kind == "systolic_array":
+        return 2.0 * spec.rows * spec.cols * spec.arrays * clk
+    if spec.kind == "gpu_roofline":
+        return spec.matrix_flops_per_s
+    if spec.kind == "pcu":
+        return model.peak_flops_per_s
+    return float(getattr(spec, "lanes", 1)) * clk
+
+
+def opb_mapping(cascade: "Cascade", design: "Design") -> Mapping:
+    """The op/B rule (as Duplex places operations): an einsum whose operations per byte fall
+    below the machine balance of the design's compute units (peak FLOP/s / bandwidth of the
+    outermost memory) runs on a PIM unit, the rest on the compute unit that runs it fastest.
+    Without PIM units this is :func:`greedy_mapping`."""
+    base = greedy_mapping(cascade, design)
+    pims = [u for u, m in design.unit_models.items() if m.spec.kind in PIM_KINDS]
+    if not pims:
+        base.mapper = "opb"
+        return base
+    compute = [u for u in design.unit_models if u not in pims]
+    main = design.outermost_memory(next(iter(design.memories)))
+    bw = design.memories[main].bandwidth_bytes_per_s
+    balance = max(_peak_flops_per_s(design.unit_models[u]) for u in compute) / bw
+    binding = dict(base.binding)
+    for e in cascade.topological_order():
+        opb = cascade.op_per_byte(e)
+        if opb < balance:
+            ok = [u for u in pims if not design.unit_models[u].unsupported_reason(cascade, e)]
+            if ok:
+                binding[e] = ok[0]
+    return Mapping(binding=binding, order=base.order, placement=base.placement,
+                   tiling={e: t for e, t in base.tiling.items() if binding[e] == base.binding[e]},
+                   mapper="opb", info={"machine_balance_op_per_byte": round(balance, 3)})

@@ -1,0 +1,658 @@
+"""ILP mappers (PuLP; HiGHS by default, CBC as a fallback).
+
+Memory mapping ([COSMA] ../shared/reference/mappers.md), in two stages:
+
+1. **Order, residency, spills** (:func:`memory_schedule`). Binaries ``x[i,t]`` put operator
+   ``i`` at step ``t`` (within its window, :meth:`MappingProblem.step_range`), ``r[a,t]`` keep
+   tensor ``a`` resident at step ``t``; ``l[a,t]`` (a load at ``t``) and ``s[a]`` (``a`` is
+   spilled) follow. Every operator's inputs and output are resident when it runs; an
+   intermediate is resident only after its producer ran; a residency that does not start at
+   the producer's step is a load; a reloaded intermediate must have been spilled; the resident
+   bytes at every step fit the budget. Objective ``traffic``: the non-compulsory bytes
+   (reloads and spills); ``time``: the sum over steps of max(compute, off-chip bytes /
+   bandwidth), with a spill's store charged at its producer's step.
+2. **Offsets** (:func:`assign_offsets`): best-fit, largest buffers first; when best-fit leaves
+   a buffer without room, a small non-overlap ILP over the buffers that share its steps repairs
+   the placement (big-M disjunctions, only over co-resident pairs).
+
+A time-limited solve returns its incumbent with the solver's bound and gap; "optimal" is
+reported only when HiGHS proves it (PuLP's own status can say "Optimal" for a time-limited
+incumbent). :func:`peak_memory_schedule` is the peak-memory variant (no spills, minimise the
+peak) that defines the M_P budget. :func:`bind_units` (binding with overlap, minimising the
+makespan) and :func:`place_tiers` (SRAM/HBM/DDR placement for the RDU) are the other two ILPs.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Sequence
+
+from archsim.errors import MappingError
+from mappers.problem import Buffer, MappingProblem, MemorySchedule
+
+OBJECTIVES = ("traffic", "time")
+#: Largest problem for which a fragmented two-stage answer is retried with addresses in the ILP
+#: (COSMA's full formulation; with the order window it stays small enough for HiGHS)
+JOINT_MAX_OPERATORS = 250
+
+
+# --------------------------------------------------------------------------- solver plumbing
+def _var(prob, name: str, lo=0, hi=1, cat: str = "Binary"):
+    import pulp
+
+    if hasattr(prob, "add_variable"):          # PuLP >= 3.3
+        return prob.add_variable(name, lo, hi, cat=cat)
+    return pulp.LpVariable(name, lo, hi, cat=cat)
+
+
+def solve(prob, time_limit_s: float = 30.0, msg: bool = False) -> dict[str, Any]:
+    """Solve a PuLP problem with HiGHS (CBC when highspy is missing) under a time limit.
+
+    Returns ``{"status", "objective", "bound", "gap", "seconds", "solver"}``; ``status`` is
+    ``optimal`` only when proven, ``time_limit`` for an incumbent at the limit (with its bound
+    and gap), ``infeasible``, or ``no_solution``."""
+    import pulp
+
+    t0 = time.perf_counter()
+    available = pulp.listSolvers(onlyAvailable=True)
+    if "HiGHS" in available:
+        solver = pulp.HiGHS(msg=msg, timeLimit=time_limit_s)
+        prob.solve(solver)
+        h = prob.solverModel
+        ms = h.modelStatusToString(h.getModelStatus()).lower()
+        info = h.getInfo()
+        has_sol = getattr(info, "primal_solution_status", 2) == 2
+        if "optimal" in ms:
+            status = "optimal"
+        elif "time" in ms:
+            status = "time_limit" if has_sol else "no_solution"
+        elif "infeasible" in ms:
+            status = "infeasible"
+        else:
+            status = ms.replace(" ", "_") if has_sol else "no_solution"
+        obj = info.objective_function_value if has_sol else None
+        bound = getattr(info, "mip_dual_bound", None)
+        gap = getattr(info, "mip_gap", None)
+        if bound is not None and not math.isfinite(bound):
+            bound = None
+        if gap is not None and not math.isfinite(gap):
+            gap = None
+        name = "highs"
+    else:
+        solver = pulp.PULP_CBC_CMD(msg=msg, timeLimit=time_limit_s)
+        prob.solve(solver)
+        st = pulp.LpStatus[prob.status]
+        status = {"Optimal": "optimal", "Infeasible": "infeasible"}.get(st, st.lower())
+        obj = pulp.value(prob.objective)
+        bound, gap, name = None, None, "cbc"
+        if status == "optimal" and time.perf_counter() - t0 >= 0.98 * time_limit_s:
+            status = "time_limit"          # CBC says Optimal for a timed-out incumbent
+    if status == "optimal":
+        bound, gap = obj, 0.0
+    return {"status": status, "objective": obj, "bound": bound, "gap": gap,
+            "seconds": time.perf_counter() - t0, "solver": name}
+
+
+class NoIncumbent(MappingError):
+    """The ILP found no solution within its limit (``info`` holds the solver's answer)."""
+
+    def __init__(self, message: str, info: dict):
+        super().__init__(message)
+        self.info = info
+
+
+# --------------------------------------------------------------------------- stage 1
+def _windows(p: MappingProblem):
+    """Step ranges of operators and tensors (where they may run / be resident)."""
+    rng = [p.step_range(i) for i in range(p.n)]
+    win = {}
+    for a, info in p.tensors.items():
+        users = list(info.consumers) + ([info.producer] if info.producer is not None else [])
+        if not users:
+            continue
+        lo = min(rng[u][0] for u in users)
+        hi = max(rng[u][1] for u in users)
+        win[a] = (lo, hi)
+    return rng, win
+
+
+def _order_model(prob, p: MappingProblem, rng):
+    """Assignment and precedence constraints; returns x[(i, t)]."""
+    import pulp
+
+    x = {(i, t): _var(prob, f"x_{i}_{t}") for i in range(p.n)
+         for t in range(rng[i][0], rng[i][1] + 1)}
+    for i in range(p.n):
+        prob += pulp.lpSum(x[i, t] for t in range(rng[i][0], rng[i][1] + 1)) == 1
+    for t in range(p.n):
+        prob += pulp.lpSum(x[i, t] for i in range(p.n) if (i, t) in x) == 1
+    for i in range(p.n):
+        for q in p.preds[i]:
+            # i by step t  =>  q by step t - 1
+            for t in range(rng[i][0], rng[i][1] + 1):
+                lhs = pulp.lpSum(x[i, s] for s in range(rng[i][0], t + 1))
+                rhs = pulp.lpSum(x[q, s] for s in range(rng[q][0], min(t - 1, rng[q][1]) + 1))
+                prob += lhs <= rhs
+    return x
+
+
+def _by(x, i, t):
+    """x[i, t] or 0."""
+    return x.get((i, t), 0)
+
+
+def memory_schedule(p: MappingProblem, *, objective: str = "traffic",
+                    time_limit_s: float = 30.0, offsets: bool = True) -> MemorySchedule:
+    """Stage 1 (and, with ``offsets``, stage 2) of the memory-mapping ILP; see module
+    docstring. Raises MappingError when the budget cannot hold some operator."""
+    if objective not in OBJECTIVES:
+        raise MappingError(f"objective must be one of {', '.join(OBJECTIVES)}, found "
+                           f"{objective!r}")
+    p.check_budget()
+    t0 = time.perf_counter()
+    try:
+        sched = _stage1(p, objective, time_limit_s, p.budget_bytes)
+    except NoIncumbent as exc:
+        if exc.info["status"] == "infeasible":
+            raise
+        return _baseline_fallback(p, exc.info, t0)
+    stage1 = p.evaluate(sched).non_compulsory_bytes
+    sched.solver["stage1_non_compulsory_bytes"] = stage1
+    if offsets:
+        assign_offsets(p, sched)
+        best = sched
+        # fragmentation cost traffic: stage 1 with a little less room may pack without it
+        saved = p.budget_bytes
+        for frac in (0.97, 0.94):
+            cost = p.evaluate(best).non_compulsory_bytes
+            if cost <= stage1 or int(saved * frac) < p.min_budget_bytes():
+                break
+            try:
+                trial = _stage1(p, objective, time_limit_s, int(saved * frac))
+                assign_offsets(p, trial)
+            except MappingError:
+                continue
+            if p.evaluate(trial).non_compulsory_bytes < cost:
+                trial.solver.update(stage1_non_compulsory_bytes=stage1,
+                                    stage1_budget_bytes=int(saved * frac))
+                best = trial
+        cost = p.evaluate(best).non_compulsory_bytes
+        if cost > stage1 and p.n <= JOINT_MAX_OPERATORS:
+            # fragmentation cost traffic: solve residency and offsets at once (COSMA's
+            # addresses in the ILP), within the time limit
+            try:
+                joint = _stage1(p, objective, time_limit_s, saved, addresses=True)
+                if p.evaluate(joint).non_compulsory_bytes < cost:
+                    joint.solver.update(stage1_non_compulsory_bytes=stage1, joint=True)
+                    best = joint
+            except MappingError:
+                pass
+        mp = getattr(p, "_mp_schedule", None)
+        if mp is not None and p.budget_bytes >= mp.solver.get("arena_bytes", math.inf) and \
+                p.evaluate(best).non_compulsory_bytes > 0:
+            # the peak-optimal schedule already found is spill-free and fits
+            best = MemorySchedule(list(mp.order), [Buffer(b.tensor, b.start, b.end, b.offset,
+                                                         b.loaded) for b in mp.buffers],
+                                  set(), mapper="ilp", solver=dict(best.solver, peak=True))
+        sched = best
+        if objective == "traffic":
+            sched.solver["objective"] = p.evaluate(sched).non_compulsory_bytes
+            if sched.solver["status"] != "optimal":
+                fb = _baseline_fallback(p, sched.solver, t0)
+                if fb.solver["objective"] < sched.solver["objective"]:
+                    return fb
+                _set_gap(sched.solver)
+    sched.solver["seconds"] = time.perf_counter() - t0
+    return sched
+
+
+def _set_gap(info: dict) -> None:
+    obj, bound = info.get("objective"), info.get("bound")
+    if obj is not None and bound is not None:
+        info["gap"] = (obj - bound) / obj if obj > 0 else 0.0
+
+
+def _baseline_fallback(p: MappingProblem, info: dict, t0: float) -> MemorySchedule:
+    """The better of the Belady and XLA-style baselines, labelled with the ILP's (time-limited)
+    status and bound: a time-out never returns less than the baselines give."""
+    from mappers.greedy import belady_schedule, xla_schedule
+
+    cands = []
+    for fn in (belady_schedule, xla_schedule):
+        try:
+            cands.append(fn(p))
+        except MappingError:
+            continue
+    if not cands:
+        raise MappingError("memory ILP: no solution within the time limit and no baseline "
+                           "schedule fits; give a longer --time-limit")
+    best = min(cands, key=lambda s: p.evaluate(s).non_compulsory_bytes)
+    best.mapper = "ilp"
+    status = info.get("status", "time_limit")
+    best.solver = dict(info, status="time_limit" if status != "optimal" else status,
+                       objective=p.evaluate(best).non_compulsory_bytes,
+                       note="no better ILP incumbent within the time limit: best baseline "
+                            "schedule returned", seconds=time.perf_counter() - t0)
+    _set_gap(best.solver)
+    return best
+
+
+def _stage1(p: MappingProblem, objective: str, time_limit_s: float,
+            budget: int, addresses: bool = False) -> MemorySchedule:
+    import pulp
+
+    prob = pulp.LpProblem("memory_schedule", pulp.LpMinimize)
+    rng, win = _windows(p)
+    x = _order_model(prob, p, rng)
+    r, ld, sp = {}, {}, {}
+    for a, (lo, hi) in win.items():
+        info = p.tensors[a]
+        for t in range(lo, hi + 1):
+            r[a, t] = _var(prob, f"r_{len(r)}")
+            ld[a, t] = _var(prob, f"l_{len(ld)}", cat="Continuous")
+        if info.producer is not None and not info.is_output:
+            sp[a] = _var(prob, f"s_{len(sp)}", cat="Continuous")
+    for i, o in enumerate(p.ops):
+        for a in o.uses:
+            for t in range(rng[i][0], rng[i][1] + 1):
+                prob += r[a, t] >= x[i, t]
+    for a, (lo, hi) in win.items():
+        info = p.tensors[a]
+        q = info.producer
+        for t in range(lo, hi + 1):
+            prev = r.get((a, t - 1), 0)
+            if q is not None:
+                made = pulp.lpSum(_by(x, q, s) for s in range(rng[q][0], t + 1))
+                prob += r[a, t] <= made
+                prob += ld[a, t] >= r[a, t] - prev - _by(x, q, t)
+            else:
+                prob += ld[a, t] >= r[a, t] - prev
+            if a in sp:
+                prob += sp[a] >= ld[a, t]
+    for t in range(p.n):
+        prob += pulp.lpSum(p.tensors[a].size * r[a, s] for (a, s) in r if s == t) <= budget
+    addr = _address_model(prob, p, r, budget) if addresses else None
+    traffic = pulp.lpSum(p.tensors[a].size * v for (a, _), v in ld.items()) + \
+        pulp.lpSum(p.tensors[a].size * v for a, v in sp.items())
+    if objective == "traffic":
+        prob += traffic
+    else:
+        bw = p.slow_bytes_per_cycle
+        steps = []
+        for t in range(p.n):
+            T = _var(prob, f"T_{t}", 0, None, "Continuous")
+            prob += T >= pulp.lpSum(p.ops[i].compute_cycles * x[i, t]
+                                    for i in range(p.n) if (i, t) in x)
+            moved = [p.tensors[a].size * ld[a, s] for (a, s) in ld if s == t]
+            for a, v in sp.items():
+                q = p.tensors[a].producer
+                if (q, t) in x:
+                    z = _var(prob, f"z_{a}_{t}"[:60] + f"_{len(steps)}", 0, 1, "Continuous")
+                    prob += z >= v + x[q, t] - 1
+                    moved.append(p.tensors[a].size * z)
+            for info in p.tensors.values():
+                if info.is_output and info.producer is not None and (info.producer, t) in x:
+                    moved.append(info.size * x[info.producer, t])
+            prob += T >= pulp.lpSum(moved) / bw
+            steps.append(T)
+        prob += pulp.lpSum(steps)
+    res = solve(prob, time_limit_s)
+    if res["status"] in ("infeasible", "no_solution"):
+        raise NoIncumbent(
+            f"memory ILP: {res['status'].replace('_', ' ')} at a budget of {budget} bytes "
+            f"within {time_limit_s:g} s" + ("" if res["status"] == "infeasible" else
+                                           "; give a longer --time-limit"), res)
+    order = [None] * p.n
+    for (i, t), v in x.items():
+        if (v.value() or 0) > 0.5:
+            order[t] = i
+    resident = {a: [t for t in range(lo, hi + 1) if (r[a, t].value() or 0) > 0.5]
+                for a, (lo, hi) in win.items()}
+    sched = schedule_from_residency(p, order, resident, mapper="ilp")
+    if addr is not None:
+        for b in sched.buffers:
+            b.offset = int(round(addr[b.tensor, b.start].value()))
+    cost = p.evaluate(sched)
+    compulsory = cost.compulsory_bytes
+    if objective == "traffic":
+        res["objective"] = cost.non_compulsory_bytes
+        if res["bound"] is not None:
+            res["bound"] = max(0.0, res["bound"] - _input_bytes(p))
+    res["compulsory_bytes"] = compulsory
+    res["objective_kind"] = objective
+    sched.solver = res
+    return sched
+
+
+def _address_model(prob, p: MappingProblem, r, budget: int):
+    """COSMA's addresses, for small problems: an offset per resident (tensor, step), fixed
+    while the tensor stays resident; co-resident tensors do not overlap (big-M)."""
+    L = {}
+    for (a, t) in r:
+        L[a, t] = _var(prob, f"L_{len(L)}", 0, budget - p.tensors[a].size, "Continuous")
+    for (a, t) in r:
+        if (a, t - 1) in r:
+            keep = 2 - r[a, t] - r[a, t - 1]
+            prob += L[a, t] - L[a, t - 1] <= budget * keep
+            prob += L[a, t - 1] - L[a, t] <= budget * keep
+    steps: dict[int, list[str]] = {}
+    for (a, t) in r:
+        steps.setdefault(t, []).append(a)
+    for t, names in steps.items():
+        for k, a in enumerate(names):
+            for b in names[k + 1:]:
+                y = _var(prob, f"Y_{len(prob.constraints)}")
+                both = 2 - r[a, t] - r[b, t]
+                prob += L[a, t] + p.tensors[a].size <= L[b, t] + budget * (1 - y) + \
+                    budget * both
+                prob += L[b, t] + p.tensors[b].size <= L[a, t] + budget * y + budget * both
+    return L
+
+
+def _input_bytes(p: MappingProblem) -> int:
+    return sum(i.size for i in p.tensors.values() if i.producer is None and i.consumers)
+
+
+def schedule_from_residency(p: MappingProblem, order: Sequence[int],
+                            resident: dict[str, Sequence[int]], mapper: str) -> MemorySchedule:
+    """Buffers from per-tensor resident steps (runs of consecutive steps), trimmed to the steps
+    between a buffer's creation or first use and its last use."""
+    pos = {o: t for t, o in enumerate(order)}
+    buffers, spilled = [], set()
+    for a, steps in resident.items():
+        info = p.tensors[a]
+        uses = sorted({pos[c] for c in info.consumers} |
+                      ({pos[info.producer]} if info.producer is not None else set()))
+        make = pos[info.producer] if info.producer is not None else None
+        runs = _runs(sorted(steps))
+        for s, e in runs:
+            inside = [u for u in uses if s <= u <= e]
+            if not inside:
+                continue
+            start = s if make is not None and s == make else inside[0]
+            end = inside[-1]
+            buffers.append(Buffer(a, start, end, None, not (make is not None and start == make)))
+        if info.producer is not None and not info.is_output and \
+                any(b.loaded for b in buffers if b.tensor == a):
+            spilled.add(a)
+    return MemorySchedule(p.names(order), buffers, spilled, mapper=mapper)
+
+
+def _runs(steps: Sequence[int]) -> list[tuple[int, int]]:
+    out = []
+    for s in steps:
+        if out and s == out[-1][1] + 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out
+
+
+# --------------------------------------------------------------------------- stage 2
+def best_fit(p: MappingProblem, buffers: Sequence[Buffer], budget: int) -> list[Buffer]:
+    """Give offsets best-fit, largest buffers first (then earliest); returns the buffers that
+    found no room (their offset stays None)."""
+    placed: list[Buffer] = []
+    failed = []
+    for b in sorted(buffers, key=lambda b: (-p.tensors[b.tensor].size, b.start, b.tensor)):
+        size = p.tensors[b.tensor].size
+        busy = sorted(((c.offset, c.offset + p.tensors[c.tensor].size) for c in placed
+                       if c.overlaps(b)))
+        best, cur = None, 0
+        for lo, hi in busy + [(budget, budget)]:
+            gap = lo - cur
+            if gap >= size and (best is None or gap < best[1]):
+                best = (cur, gap)
+            cur = max(cur, hi)
+        if best is None:
+            b.offset = None
+            failed.append(b)
+        else:
+            b.offset = best[0]
+            placed.append(b)
+    return failed
+
+
+def assign_offsets(p: MappingProblem, sched: MemorySchedule, time_limit_s: float = 5.0,
+                   split: bool = True) -> None:
+    """Stage 2: offsets for ``sched.buffers`` in ``p.budget_bytes``. Best-fit first; where it
+    leaves a buffer without room, a non-overlap ILP re-places the buffers sharing its steps
+    (up to 60 of them); if that fails too and ``split`` is set, the buffers resident at the
+    failing step are split around it (reloaded afterwards), which always ends with a
+    placement, and the extra reload bytes are recorded in ``sched.solver["repair_bytes"]``.
+    Raises MappingError when ``split`` is off and no placement is found."""
+    budget = p.budget_bytes
+    before = p.evaluate(sched).non_compulsory_bytes
+    for _ in range(4 * p.n + 4):
+        failed = best_fit(p, sched.buffers, budget)
+        if not failed:
+            break
+        if _repair_ilp(p, sched, failed, budget, time_limit_s):
+            break
+        if not split:
+            raise MappingError(
+                f"no offsets fit the buffers in {budget} bytes: best-fit left {len(failed)} "
+                f"buffer(s) without room and the repair ILP found no placement")
+        _split_at(p, sched, failed[0].start)
+    else:  # pragma: no cover - each split cleans a step, so this is not reached
+        raise MappingError(f"no offsets fit the buffers in {budget} bytes")
+    after = p.evaluate(sched).non_compulsory_bytes
+    if after != before:
+        sched.solver["repair_bytes"] = sched.solver.get("repair_bytes", 0) + after - before
+
+
+def _repair_ilp(p: MappingProblem, sched: MemorySchedule, failed, budget: int,
+                time_limit_s: float) -> bool:
+    import pulp
+
+    steps = set()
+    for b in failed:
+        steps.update(range(b.start, b.end + 1))
+    free = [b for b in sched.buffers if any(b.start <= s <= b.end for s in steps)]
+    if len(free) > 60:
+        return False
+    fixed = [b for b in sched.buffers if b not in free]
+    prob = pulp.LpProblem("offsets", pulp.LpMinimize)
+    off = {id(b): _var(prob, f"o_{k}", 0, budget - p.tensors[b.tensor].size, "Integer")
+           for k, b in enumerate(free)}
+    prob += pulp.lpSum([])
+    pairs = [(b, c, False) for k, b in enumerate(free) for c in free[k + 1:] if b.overlaps(c)]
+    pairs += [(b, c, True) for b in free for c in fixed if b.overlaps(c)]
+    for k, (b, c, c_fixed) in enumerate(pairs):
+        sb, sc = p.tensors[b.tensor].size, p.tensors[c.tensor].size
+        oc = c.offset if c_fixed else off[id(c)]
+        y = _var(prob, f"y_{k}")
+        prob += off[id(b)] + sb <= oc + budget * y
+        prob += oc + sc <= off[id(b)] + budget * (1 - y)
+    res = solve(prob, time_limit_s)
+    if res["status"] not in ("optimal", "time_limit"):
+        for b in failed:
+            b.offset = None
+        return False
+    for b in free:
+        b.offset = int(round(off[id(b)].value()))
+    return True
+
+
+def _split_at(p: MappingProblem, sched: MemorySchedule, step: int) -> None:
+    """Split every buffer resident at ``step`` so that only single-step buffers of the tensors
+    the step's operator uses remain there; the parts after ``step`` are reloaded."""
+    pos = {e: t for t, e in enumerate(sched.order)}
+    op = p.ops[p.index[sched.order[step]]]
+    out = []
+    for b in sched.buffers:
+        if not b.start <= step <= b.end or (b.start == b.end == step):
+            out.append(b)
+            continue
+        info = p.tensors[b.tensor]
+        uses = sorted({pos[p.ops[c].name] for c in info.consumers} |
+                      ({pos[p.ops[info.producer].name]} if info.producer is not None else set()))
+        left = [u for u in uses if b.start <= u < step]
+        right = [u for u in uses if step < u <= b.end]
+        if left or b.start < step and not b.loaded:
+            out.append(Buffer(b.tensor, b.start, max(left + [b.start]), None, b.loaded))
+        if b.tensor in op.uses:
+            out.append(Buffer(b.tensor, step, step, None, b.start < step or b.loaded))
+        if right:
+            out.append(Buffer(b.tensor, right[0], right[-1], None, True))
+    for b in out:
+        b.offset = None
+    sched.buffers = out
+    sched.spilled = {b.tensor for b in out if b.loaded and p.tensors[b.tensor].producer
+                     is not None and not p.tensors[b.tensor].is_output}
+
+
+# --------------------------------------------------------------------------- M_P
+def peak_memory_schedule(p: MappingProblem, time_limit_s: float = 30.0) -> MemorySchedule:
+    """The spill-free schedule with the least peak over the allowed orders, with offsets;
+    ``solver["arena_bytes"]`` is its arena (M_P)."""
+    import pulp
+
+    prob = pulp.LpProblem("peak_memory", pulp.LpMinimize)
+    rng, win = _windows(p)
+    x = _order_model(prob, p, rng)
+    peak = _var(prob, "peak", 0, None, "Continuous")
+    r = {}
+    for a, (lo, hi) in win.items():
+        info = p.tensors[a]
+        users = list(info.consumers)
+        for t in range(lo, hi + 1):
+            r[a, t] = _var(prob, f"r_{len(r)}", cat="Continuous")
+            firsts = [info.producer] if info.producer is not None else users
+            for f in firsts:
+                done = pulp.lpSum(_by(x, f, s) for s in range(rng[f][0], t + 1))
+                for c in users or [f]:
+                    pending = pulp.lpSum(_by(x, c, s) for s in range(t, rng[c][1] + 1))
+                    prob += r[a, t] >= done + pending - 1
+    for t in range(p.n):
+        prob += peak >= pulp.lpSum(p.tensors[a].size * r[a, s] for (a, s) in r if s == t)
+    prob += peak
+    res = solve(prob, time_limit_s)
+    if res["status"] in ("infeasible", "no_solution"):
+        order = list(range(p.n))                 # program order is always spill-free
+    else:
+        order = [None] * p.n
+        for (i, t), v in x.items():
+            if (v.value() or 0) > 0.5:
+                order[t] = i
+    peak_bytes = p.peak_bytes(order)
+    bufs = p.spill_free_buffers(order)
+    sched = MemorySchedule(p.names(order), bufs, set(), mapper="peak", solver=res)
+    saved = p.budget_bytes
+    try:
+        p.budget_bytes = peak_bytes
+        try:
+            assign_offsets(p, sched, split=False)
+            arena = peak_bytes
+        except MappingError:
+            p.budget_bytes = max(p.capacity_bytes, peak_bytes) * 4
+            best_fit(p, sched.buffers, p.budget_bytes)
+            arena = max(b.offset + p.tensors[b.tensor].size for b in sched.buffers)
+    finally:
+        p.budget_bytes = saved
+    sched.solver = dict(res, peak_bytes=peak_bytes, arena_bytes=arena)
+    return sched
+
+
+# --------------------------------------------------------------------------- unit binding
+def bind_units(cascade, design, *, time_limit_s: float = 30.0,
+               units: Sequence[str] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+    """Bind einsums to units (e.g. NPU vs PIM, xPU vs Logic-PIM) minimising the makespan with
+    overlap: each einsum's duration on each unit comes from the evaluator's unit model
+    (stand-alone time, operands at their default homes); einsums on one unit do not overlap;
+    dependences hold. Returns (binding, solver info)."""
+    import pulp
+
+    from archsim.evaluator import plan_einsum
+    from mappers.greedy import default_placement
+
+    order = cascade.topological_order()
+    placement = default_placement(cascade, design, order)
+    bw = design.bandwidth_bytes_per_cycle
+    units = list(units or design.unit_models)
+    dur: dict[tuple[str, str], float] = {}
+    for e in order:
+        for u in units:
+            model = design.unit_models[u]
+            if model.unsupported_reason(cascade, e):
+                continue
+            spm = model.scratchpad
+            staging = design.memories[spm].capacity_bytes // 2 if spm else 0
+            try:
+                dur[e, u] = plan_einsum(design, cascade, e, u, placement, staging) \
+                    .alone_cycles(bw)
+            except MappingError:
+                continue
+        if not any((e, u) in dur for u in units):
+            raise MappingError(f"no unit of {design.name} can run einsum {e!r}")
+    horizon = sum(max(dur[e, u] for u in units if (e, u) in dur) for e in order)
+    prob = pulp.LpProblem("binding", pulp.LpMinimize)
+    b = {(e, u): _var(prob, f"b_{k}") for k, (e, u) in enumerate(dur)}
+    s = {e: _var(prob, f"s_{k}", 0, horizon, "Continuous") for k, e in enumerate(order)}
+    span = _var(prob, "makespan", 0, horizon, "Continuous")
+    d = {e: pulp.lpSum(dur[e, u] * b[e, u] for u in units if (e, u) in b) for e in order}
+    for e in order:
+        prob += pulp.lpSum(b[e, u] for u in units if (e, u) in b) == 1
+        prob += span >= s[e] + d[e]
+    dag = cascade.dag()
+    for u_, v_ in dag.edges():
+        prob += s[v_] >= s[u_] + d[u_]
+    import networkx as nx
+
+    anc = {e: nx.ancestors(dag, e) for e in order}
+    for i, e in enumerate(order):
+        for f in order[i + 1:]:
+            if e in anc[f] or f in anc[e]:
+                continue
+            for u in units:
+                if (e, u) in b and (f, u) in b:
+                    y = _var(prob, f"y_{len(prob.constraints)}")
+                    both = b[e, u] + b[f, u] - 1
+                    prob += s[f] >= s[e] + d[e] - horizon * (1 - y) - horizon * (1 - both)
+                    prob += s[e] >= s[f] + d[f] - horizon * y - horizon * (1 - both)
+    prob += span
+    res = solve(prob, time_limit_s)
+    if res["status"] in ("infeasible", "no_solution"):
+        raise MappingError(f"binding ILP: {res['status']} within {time_limit_s:g} s")
+    binding = {e: max((u for u in units if (e, u) in b), key=lambda u: b[e, u].value() or 0)
+               for e in order}
+    return binding, res
+
+
+# --------------------------------------------------------------------------- RDU tiers
+def place_tiers(cascade, design, *, sockets_reserve_bytes: float = 0.0,
+                time_limit_s: float = 30.0) -> tuple[dict[str, str], dict[str, Any]]:
+    """Place the persistent tensors of an RDU workload in SRAM, HBM or DDR, minimising the
+    largest per-tier streaming time (bytes touched per run / tier bandwidth), within each
+    tier's capacity. Returns (tiers for :func:`archsim.rdu.simulate_cascade`, solver info)."""
+    import pulp
+
+    from archsim.rdu import persistent_bytes
+
+    rdu = design.rdu
+    if rdu is None:
+        raise MappingError(f"design {design.name!r} has no rdu section")
+    tiers = {"sram": rdu.sram, "hbm": rdu.hbm}
+    if rdu.ddr is not None:
+        tiers["ddr"] = rdu.ddr
+    held, touched = persistent_bytes(cascade)
+    bw = {k: design.memories[m].bandwidth_bytes_per_s * design.memory_efficiency(m)
+          for k, m in tiers.items()}
+    cap = {k: design.memories[m].capacity_bytes for k, m in tiers.items()}
+    cap["hbm"] -= sockets_reserve_bytes
+    # SRAM also holds the sections' stage buffers: offer half of it
+    cap["sram"] *= 0.5
+    prob = pulp.LpProblem("tiers", pulp.LpMinimize)
+    y = {(t, k): _var(prob, f"y_{i}_{k}") for i, t in enumerate(held) for k in tiers}
+    z = _var(prob, "z", 0, None, "Continuous")
+    for t in held:
+        prob += pulp.lpSum(y[t, k] for k in tiers) == 1
+    for k in tiers:
+        prob += pulp.lpSum(held[t] * y[t, k] for t in held) <= cap[k]
+        prob += z >= pulp.lpSum(touched[t] / bw[k] * y[t, k] for t in held)
+    prob += z
+    res = solve(prob, time_limit_s)
+    if res["status"] in ("infeasible", "no_solution"):
+        raise MappingError(f"tier placement: the persistent tensors "
+                           f"({sum(held.values()) / 1e9:.2f} GB) do not fit the tiers")
+    return {t: max(tiers, key=lambda k: y[t, k].value() or 0) for t in held}, res

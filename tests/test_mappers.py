@@ -1,0 +1,216 @@
+"""Mapping problems and the memory/binding/tier mappers: the ILP against the exhaustive
+optimum, the baselines, the evaluator's accounting of a memory plan, budgets, time limits,
+and the CLI."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import dataflow
+from archsim import Mapping, load_design, simulate
+from archsim.cli import main
+from archsim.errors import MappingError, UserError
+from mappers import get_mapper, graphs, memory_mapping
+from mappers.exhaustive import exhaustive_schedule
+from mappers.greedy import belady_schedule, opb_mapping, xla_schedule
+from mappers.ilp import bind_units, memory_schedule, place_tiers
+from mappers.problem import MappingProblem
+
+BIG = ["memories.spm.capacity_bytes=4294967296"]
+
+
+@pytest.fixture(scope="module")
+def npu():
+    return load_design("npu", BIG)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return graphs.tiny_graphs(50)
+
+
+# --------------------------------------------------------------------------- optimality
+@pytest.mark.slow
+def test_ilp_equals_exhaustive_optimum_on_50_tiny_graphs(npu, tiny):
+    """The done-when test: 50 random graphs of 7-8 operators whose spill-free peak exceeds
+    M_R; at M_R and M_H the ILP's residency optimum equals the exhaustive search's, and the
+    final schedules (with offsets) are valid and never worse than the baselines."""
+    assert len(tiny) == 50
+    for cas in tiny:
+        for budget in ("MR", "MH"):
+            p = MappingProblem(cas, npu, budget_bytes=budget)
+            ilp = memory_schedule(p)
+            ex = exhaustive_schedule(p)
+            assert ilp.solver["status"] == "optimal"
+            assert ilp.solver["stage1_non_compulsory_bytes"] == \
+                ex.solver["stage1_non_compulsory_bytes"], (cas.name, budget)
+            final = p.evaluate(ilp, need_offsets=True).non_compulsory_bytes
+            assert final >= ilp.solver["stage1_non_compulsory_bytes"]
+            for base in (belady_schedule(p), xla_schedule(p)):
+                assert final <= p.evaluate(base).non_compulsory_bytes, (cas.name, budget)
+
+
+def test_tiny_graphs_force_spills(npu, tiny):
+    spilling = 0
+    for cas in tiny[:10]:
+        p = MappingProblem(cas, npu, budget_bytes="MR")
+        spilling += belady_schedule(p) is not None and \
+            p.evaluate(belady_schedule(p)).non_compulsory_bytes > 0
+        assert p.peak_bytes(range(p.n)) >= 1.15 * p.min_budget_bytes()
+    assert spilling >= 5
+
+
+def test_ilp_beats_baselines_on_cnn_and_decoder(npu):
+    for cas in (graphs.resnet_like(4), graphs.densenet_like(4), graphs.decoder_block(128, 32)):
+        p = MappingProblem(cas, npu, budget_bytes="MR")
+        ilp = p.evaluate(memory_schedule(p), need_offsets=True).non_compulsory_bytes
+        best = min(p.evaluate(belady_schedule(p)).non_compulsory_bytes,
+                   p.evaluate(xla_schedule(p)).non_compulsory_bytes)
+        assert ilp < 0.7 * best, cas.name
+
+
+def test_zero_traffic_at_mp_where_baselines_spill(npu):
+    cas = graphs.densenet_like(4)
+    p = MappingProblem(cas, npu, budget_bytes="MP")
+    assert p.min_budget_bytes() <= p.budget_bytes <= p.peak_bytes(range(p.n)) or \
+        p.budget_bytes == p.peak_optimal_bytes()
+    assert p.evaluate(memory_schedule(p), need_offsets=True).non_compulsory_bytes == 0
+    assert p.evaluate(belady_schedule(p)).non_compulsory_bytes > 0
+    assert p.evaluate(xla_schedule(p)).non_compulsory_bytes > 0
+    mr, mh = p.named_budget("MR"), p.named_budget("MH")
+    assert mr <= mh <= p.budget_bytes
+
+
+# --------------------------------------------------------------------------- budgets, limits
+def test_infeasible_budget_says_why(npu):
+    cas = graphs.decoder_block(128, 32)
+    p = MappingProblem(cas, npu)
+    mr = p.min_budget_bytes()
+    with pytest.raises(MappingError, match=rf"operator '\w+' alone needs {mr} bytes resident"):
+        p.set_budget(mr - 1)
+    small = load_design("npu", ["memories.spm.capacity_bytes=1000"])
+    with pytest.raises(MappingError, match=r"\(MR: the largest operator's inputs and output\) "
+                                           r"exceeds the capacity of 'spm'"):
+        MappingProblem(cas, small, budget_bytes="MR")
+    with pytest.raises(UserError, match="expected MR, MH, MP or a number of bytes"):
+        p.set_budget("lots")
+
+
+def test_time_limit_returns_incumbent_with_gap(npu):
+    """A solve cut short is never reported optimal: it returns its incumbent (or the best
+    baseline) with the bound and gap."""
+    p = MappingProblem(graphs.inception_like(2), npu, window=8, budget_bytes="MR")
+    s = memory_schedule(p, time_limit_s=2)
+    assert s.solver["status"] == "time_limit"
+    assert s.solver["gap"] is not None and s.solver["gap"] > 0
+    assert s.solver["bound"] <= s.solver["objective"]
+    assert s.solver["objective"] == p.evaluate(s).non_compulsory_bytes
+    best = min(p.evaluate(belady_schedule(p)).non_compulsory_bytes,
+               p.evaluate(xla_schedule(p)).non_compulsory_bytes)
+    assert s.solver["objective"] <= best
+
+
+def test_exhaustive_refuses_big_graphs(npu):
+    p = MappingProblem(graphs.decoder_block(128, 32), npu)
+    with pytest.raises(MappingError, match="at most 8 operators"):
+        exhaustive_schedule(p)
+
+
+def test_time_objective_is_no_slower(npu):
+    cas = graphs.decoder_block(128, 32)
+    p = MappingProblem(cas, npu, budget_bytes="MR")
+    r_traffic = simulate(npu, cas, p.to_mapping(memory_schedule(p)))
+    r_time = simulate(npu, cas, p.to_mapping(memory_schedule(p, objective="time")))
+    assert r_time.cycles <= r_traffic.cycles * 1.05
+
+
+# --------------------------------------------------------------------------- evaluator
+def test_evaluator_charges_the_memory_plan(npu, tmp_path):
+    cas = graphs.resnet_like(2)
+    for name in ("ilp", "belady", "xla"):
+        m = memory_mapping(name, cas, npu, budget="MR")
+        r = simulate(npu, cas, m)
+        backing = r.memory["hbm"].read_bytes + r.memory["hbm"].write_bytes
+        assert backing == m.info["compulsory_bytes"] + m.info["non_compulsory_bytes"], name
+        d = r.to_dict()
+        assert d["non_compulsory_bytes"] == m.info["non_compulsory_bytes"]
+        assert set(d["solver"]) == {"status", "objective", "bound", "gap", "seconds"}
+    path = tmp_path / "m.json"
+    m.save(path)
+    again = Mapping.load(path)
+    assert again.memory == json.loads(json.dumps(m.memory))
+    assert simulate(npu, cas, again).cycles == simulate(npu, cas, m).cycles
+    # a broken plan is refused with the reason
+    bad = Mapping.from_dict(json.loads(path.read_text()))
+    bad.memory["buffers"] = [b for b in bad.memory["buffers"] if b[0] != bad.order[0]
+                             and b[0] != cas.einsum(bad.order[0]).output_tensor]
+    with pytest.raises(MappingError, match="is not resident"):
+        simulate(npu, cas, bad)
+
+
+def test_mappings_are_deterministic(npu):
+    cas = graphs.densenet_like(3)
+    a = memory_mapping("ilp", cas, npu, budget="MH")
+    b = memory_mapping("ilp", cas, npu, budget="MH")
+    assert a.memory == b.memory and a.order == b.order
+
+
+# --------------------------------------------------------------------------- binding, tiers
+def test_binding_ilp_and_op_per_byte_rule():
+    d = load_design("neupims")
+    cas = dataflow.model_graph("gpt3-7b", "decode", 4, 256, tp=4, layers=1)
+    binding, res = bind_units(cas, d, time_limit_s=20)
+    assert res["status"] == "optimal" and set(binding) == {e.name for e in cas.einsums}
+    m = get_mapper("ilp-binding")(cas, d)
+    assert simulate(d, cas, m).cycles > 0
+    opb = opb_mapping(cas, d)
+    low = [e.name for e in cas.einsums if cas.op_per_byte(e.name) <
+           opb.info["machine_balance_op_per_byte"]]
+    assert any(opb.binding[e] == "pim" for e in low)
+    assert all(opb.binding[e] != "pim" for e in opb.binding if e not in low)
+
+
+def test_tier_ilp_for_the_rdu():
+    from archsim.rdu import simulate_model
+
+    d = load_design("sn40l")
+    cas = dataflow.model_graph("llama2-70b", "decode", 1, 4096, dtype="bf16")
+    tiers, res = place_tiers(cas, d)
+    assert res["status"] == "optimal" and set(tiers.values()) <= {"sram", "hbm", "ddr"}
+    held = {t: cas.tensor_bytes(t) for t in tiers}
+    assert sum(b for t, b in held.items() if tiers[t] == "hbm") <= 64 * 2**30
+    ilp = simulate_model(d, "llama2-70b", phase="decode", seq=4096, tiers="ilp")
+    policy = simulate_model(d, "llama2-70b", phase="decode", seq=4096)
+    assert ilp.seconds <= policy.seconds * 1.001
+    assert any("ILP" in n for n in ilp.notes)
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_map_ilp_json_and_plot(tmp_path, capsys):
+    out, fig = tmp_path / "r.json", tmp_path / "mem.png"
+    assert main(["map", "--design", "npu", "--cascade", "mlp", "--ranks", "m=256",
+                 "--mapper", "ilp", "--budget", "MR", "--time-limit", "20",
+                 "--json", str(out), "--plot", str(fig)]) == 0
+    text = capsys.readouterr().out
+    assert "memory plan in 'spm'" in text and "non-compulsory" in text
+    d = json.loads(out.read_text())
+    assert d["non_compulsory_bytes"] == 524288
+    assert d["solver"]["status"] == "optimal" and d["solver"]["gap"] == 0
+    assert fig.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["map", "--design", "npu", "--cascade", "mlp", "--budget", "MR"],
+     "apply to the memory mappers"),
+    (["map", "--design", "npu", "--cascade", "mlp", "--ranks", "m=256", "--mapper", "ilp",
+      "--budget", "100"], "alone needs"),
+    (["map", "--design", "npu", "--cascade", "mlp", "--mapper", "exhaustive", "--ranks",
+      "m=64,d=64,h=64", "--time-limit", "-1"], "--time-limit must be positive"),
+    (["map", "--design", "sn40l", "--model", "llama2-7b"], "simulate --design sn40l"),
+    (["map", "--design", "npu", "--cascade", "mlp", "--mapper", "magic"], "unknown mapper"),
+])
+def test_cli_map_errors(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
