@@ -341,7 +341,7 @@ def _address_model(prob, p: MappingProblem, r, budget: int):
     for t, names in steps.items():
         for k, a in enumerate(names):
             for b in names[k + 1:]:
-                y = _var(prob, f"Y_{len(prob.constraints)}")
+                y = _var(prob, f"Y_{t}_{k}_{names.index(b)}")
                 both = 2 - r[a, t] - r[b, t]
                 prob += L[a, t] + p.tensors[a].size <= L[b, t] + budget * (1 - y) + \
                     budget * both
@@ -606,7 +606,7 @@ def bind_units(cascade, design, *, time_limit_s: float = 30.0,
                 continue
             for u in units:
                 if (e, u) in b and (f, u) in b:
-                    y = _var(prob, f"y_{len(prob.constraints)}")
+                    y = _var(prob, f"y_{i}_{order.index(f)}_{u}")
                     both = b[e, u] + b[f, u] - 1
                     prob += s[f] >= s[e] + d[e] - horizon * (1 - y) - horizon * (1 - both)
                     prob += s[e] >= s[f] + d[f] - horizon * y - horizon * (1 - both)
