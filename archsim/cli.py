@@ -379,13 +379,24 @@ def cmd_map(args) -> int:
     _check_outputs(args)
     memory = args.mapper in MEMORY_MAPPERS
     given = [f for f, v in (("--budget", args.budget), ("--window", args.window)) if v]
-    if not memory and given:
+    if args.mapper == "rl" and args.window:
+        raise UserError("--window applies to ilp, belady, xla and exhaustive; the RL mapper "
+                        "keeps program order")
+    if not memory and args.mapper != "rl" and given:
         raise UserError(f"{', '.join(given)} apply to the memory mappers "
                         f"({', '.join(MEMORY_MAPPERS)}), not --mapper {args.mapper}")
     if args.time_limit is not None and args.time_limit <= 0:
         raise UserError(f"--time-limit must be positive, found {args.time_limit}")
+    rl_only = [f for f, v in (("--policy", args.policy), ("--samples", args.samples != 8))
+               if v]
+    if rl_only and args.mapper != "rl":
+        raise UserError(f"{', '.join(rl_only)} apply to --mapper rl")
+    if args.samples < 1:
+        raise UserError(f"--samples must be positive, found {args.samples}")
     opts = {}
-    if memory:
+    if args.mapper == "rl":
+        opts = {"budget": args.budget, "policy": args.policy, "samples": args.samples}
+    elif memory:
         opts = {"budget": args.budget, "window": args.window, "objective": args.objective,
                 "time_limit_s": args.time_limit or 30.0}
     elif args.mapper == "ilp-binding" and args.time_limit:
@@ -649,6 +660,61 @@ def cmd_coe(args) -> int:
     return 0
 
 
+def _parse_problem_spec(text: str) -> tuple[tuple[str, ...], int]:
+    kinds_text, _, count = text.partition(":")
+    kinds = tuple(k.strip() for k in kinds_text.split(",") if k.strip())
+    bad = [k for k in kinds if k not in ("decoder", "cnn", "random")]
+    if not kinds or bad:
+        raise UserError(f"--problems {text!r}: expected KINDS[:COUNT] with kinds from decoder, "
+                        f"cnn, random, e.g. decoder,cnn,random:128")
+    try:
+        n = int(count) if count else 128
+    except ValueError:
+        raise UserError(f"--problems {text!r}: COUNT must be an integer") from None
+    if n < 1:
+        raise UserError(f"--problems {text!r}: COUNT must be positive")
+    return kinds, n
+
+
+def cmd_rl(args) -> int:
+    import json
+
+    from mappers import rl
+
+    kinds, count = _parse_problem_spec(args.problems)
+    for attr in ("out", "log", "json"):
+        out = getattr(args, attr, None)
+        if out and not Path(out).parent.is_dir():
+            raise UserError(f"--{attr} {out}: directory {Path(out).parent} does not exist")
+    if args.action == "train":
+        if args.steps < 1:
+            raise UserError(f"--steps must be positive, found {args.steps}")
+        res = rl.train(steps=args.steps, seed=args.seed, problems=count, kinds=kinds,
+                       out=args.out, log=args.log, progress=not args.quiet)
+        if not args.quiet:
+            print(f"trained {res['steps']:,} steps in {res['seconds']:.1f} s "
+                  f"({res['episodes']} episodes): {res['policy']}, {res['numpy_policy']}; "
+                  f"learning curve {res['log']}")
+        return 0
+    pool = rl.problem_pool(count, seed=args.seed, kinds=kinds)
+    policy = rl.NumpyPolicy.load(args.policy) if args.policy else None
+    rows = rl.evaluate_policy(pool, policy, samples=args.samples,
+                              ilp_time_limit_s=args.ilp_time_limit, seed=args.seed)
+    summary = rl.summarize(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
+    if not args.quiet:
+        cols = ["rl", "xla", "belady", "random"] + (["ilp"] if args.ilp_time_limit else [])
+        print(f"{'graph':<28} {'ops':>4} " + " ".join(f"{c:>12}" for c in cols)
+              + f" {'rl s':>7}")
+        for r in rows:
+            print(f"{r['graph'][:28]:<28} {r['operators']:>4} "
+                  + " ".join(f"{r[c]:>12,}" for c in cols) + f" {r['rl_seconds']:>7.3f}")
+        print("non-compulsory bytes per mapper; " + ", ".join(
+            f"{k} {v:.2f}" for k, v in summary.items()))
+    return 0
+
+
 def cmd_regress(args) -> int:
     from archsim import regress
 
@@ -701,6 +767,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--window", type=int, metavar="N",
                    help="memory mappers: steps an operator may move from program order "
                         "(default: any for up to 12 operators, else 2)")
+    m.add_argument("--policy", metavar="FILE",
+                   help="rl: a trained policy (.npz, or a MaskablePPO .zip; default the one "
+                        "shipped with archsim)")
+    m.add_argument("--samples", type=int, default=8, metavar="K",
+                   help="rl: best of the deterministic rollout and K-1 seeded sampled ones "
+                        "(default 8; 1 = the deterministic rollout only)")
     m.add_argument("--out", metavar="FILE", help="save the mapping as JSON")
     m.set_defaults(func=cmd_map)
 
@@ -807,6 +879,26 @@ def build_parser() -> argparse.ArgumentParser:
     ce.add_argument("--json", metavar="OUT", help="write the result as JSON")
     ce.add_argument("--quiet", action="store_true", help="print nothing")
     ce.set_defaults(func=cmd_coe)
+
+    rl = sub.add_parser("rl", help="train or evaluate the RL memory mapper")
+    rl.add_argument("action", choices=["train", "eval"])
+    rl.add_argument("--problems", default="decoder,cnn,random:128", metavar="SPEC",
+                    help="KINDS[:COUNT]: graph kinds (decoder, cnn, random) and how many "
+                         "problems to draw (default decoder,cnn,random:128)")
+    rl.add_argument("--steps", type=int, default=500_000, help="train: environment steps "
+                                                               "(default 500000)")
+    rl.add_argument("--seed", type=int, default=0, help="seed of problems and training")
+    rl.add_argument("--out", default="policy.zip", metavar="FILE",
+                    help="train: the model (.zip; a NumPy .npz is written beside it)")
+    rl.add_argument("--log", metavar="CSV", help="train: learning curve (default OUT.csv)")
+    rl.add_argument("--policy", metavar="FILE", help="eval: policy (default: the shipped one)")
+    rl.add_argument("--samples", type=int, default=8,
+                    help="eval: best of K rollouts (default 8, as --mapper rl)")
+    rl.add_argument("--ilp-time-limit", type=float, metavar="S",
+                    help="eval: also map with the ILP under this time limit")
+    rl.add_argument("--json", metavar="OUT", help="eval: write the rows as JSON")
+    rl.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    rl.set_defaults(func=cmd_rl)
 
     r = sub.add_parser("regress", help="re-run the golden cycle-count cases and show a diff")
     r.add_argument("--update", action="store_true", help="rewrite the golden files")

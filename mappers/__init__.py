@@ -8,7 +8,8 @@
 * memory mappers (a scratchpad schedule: order, residency, spills, offsets; see
   :mod:`mappers.problem`): ``ilp`` (exact, :mod:`mappers.ilp`), ``belady`` (TFLite-style linear
   allocator with Belady replacement), ``xla`` (XLA-style best-fit by memory-boundedness),
-  ``exhaustive`` (tiny graphs). Their options: ``budget`` (``MR``/``MH``/``MP``/bytes),
+  ``exhaustive`` (tiny graphs), ``rl`` (a trained policy plays the memory-mapping game,
+  :mod:`mappers.rl`). Their options: ``budget`` (``MR``/``MH``/``MP``/bytes),
   ``objective`` (``traffic``/``time``, ILP), ``time_limit_s`` (ILP), ``window``.
 """
 from __future__ import annotations
@@ -64,6 +65,12 @@ def _ilp_binding(cascade, design, *, time_limit_s: float = 30.0, **_):
                    info={"solver": res})
 
 
+def _rl(cascade, design, **opts):
+    from mappers.rl import rl_mapping
+
+    return rl_mapping(cascade, design, **opts)
+
+
 def _memory(name: str) -> Callable:
     def run(cascade, design, **opts):
         return memory_mapping(name, cascade, design, **opts)
@@ -76,6 +83,7 @@ MAPPERS: dict[str, Callable] = {
     "opb": lambda cascade, design, **_: opb_mapping(cascade, design),
     "ilp-binding": _ilp_binding,
     **{n: _memory(n) for n in MEMORY_MAPPERS},
+    "rl": _rl,
 }
 
 
