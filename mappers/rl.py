@@ -546,7 +546,8 @@ def train(*, steps: int = 500_000, seed: int = 0, problems: int = 128,
           kinds: Sequence[str] = ("decoder", "cnn", "random"),
           out: str | Path = "policy.zip", log: str | Path | None = None,
           progress: bool = True, n_steps: int = 1024,
-          clone_episodes: int = 256) -> dict[str, Any]:
+          clone_episodes: int = 256, learning_rate: float = 3e-4,
+          ent_coef: float = 0.01) -> dict[str, Any]:
     """Train a MaskablePPO policy (two tanh layers of 64) on ``problems`` problems from
     :func:`problem_pool` (seed ``seed``) for ``steps`` environment steps on the CPU; writes
     ``out`` (the sb3 model) and ``out`` with ``.npz`` (the NumPy export), and a CSV learning
@@ -593,7 +594,8 @@ def train(*, steps: int = 500_000, seed: int = 0, problems: int = 128,
 
     t0 = time.perf_counter()
     model = MaskablePPO("MlpPolicy", env, seed=seed, n_steps=n_steps, batch_size=256,
-                        gamma=1.0, gae_lambda=0.95, learning_rate=3e-4, ent_coef=0.01,
+                        gamma=1.0, gae_lambda=0.95, learning_rate=learning_rate,
+                        ent_coef=ent_coef,
                         policy_kwargs={"net_arch": dict(pi=[64, 64], vf=[64, 64])},
                         device="cpu", verbose=0)
     if clone_episodes:
