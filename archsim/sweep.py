@@ -8,7 +8,7 @@ A sweep file::
     mapper: greedy                  # optional (general designs)
     axes:                           # workload field or design key path -> values
       units.sa.rows: [64, 128, 256]
-      memories.hbm.bandwidth_bytes_per_s: [5.12e11, 1.024e12]
+      units.sa.cols: [64, 128, 256]
       batch: [8, 32, 128]
     sample: {method: lhs, points: 20, seed: 0}   # optional; default: the full grid
     objectives: [cycles, seconds, energy_pj, throughput]
@@ -21,7 +21,9 @@ such as HBM channels, capacity and bandwidth); its ``label`` names it in the res
     axes:
       hbm:
         - {label: 512, memories.hbm.dram.organization.channels: 16,
-           memories.hbm.capacity_bytes: 17179869184, memories.hbm.bandwidth_bytes_per_s: 5.12e11} Objectives are numeric fields of the simulate JSON (dotted paths such as
+           memories.hbm.capacity_bytes: 17179869184, memories.hbm.bandwidth_bytes_per_s: 5.12e+11}
+
+Objectives are numeric fields of the simulate JSON (dotted paths such as
 ``memory.hbm.read_bytes`` or ``units.sa.utilization`` reach nested ones). ``throughput`` is
 tokens per second: batch x seq tokens for a prefill, batch for a decode.
 
