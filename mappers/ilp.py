@@ -185,8 +185,8 @@ def memory_schedule(p: MappingProblem, *, objective: str = "traffic",
                 if p.evaluate(joint).non_compulsory_bytes < cost:
                     joint.solver.update(stage1_non_compulsory_bytes=stage1, joint=True)
                     best = joint
-            except MappingError:
-                pass
+            except MappingError as exc:      # no joint answer in time: keep the two-stage one
+                best.solver["joint"] = f"not used: {exc}"
         mp = getattr(p, "_mp_schedule", None)
         if mp is not None and p.budget_bytes >= mp.solver.get("arena_bytes", math.inf) and \
                 p.evaluate(best).non_compulsory_bytes > 0:
