@@ -9,7 +9,7 @@ Three inputs, one evaluator::
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from archsim.errors import DesignError, MappingError, UserError, WorkloadError  # noqa: E402
 from archsim.evaluator import simulate  # noqa: E402

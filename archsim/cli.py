@@ -199,6 +199,28 @@ def _add_workload_args(p: argparse.ArgumentParser, design: bool = True) -> None:
 PLOT_FORMATS = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp")
 
 
+def _add_limit_args(parser, what: str) -> None:
+    """``--node-limit``, ``--time-limit`` and ``--threads`` of the solver facade."""
+    parser.add_argument("--node-limit", type=int, metavar="N",
+                        help=f"{what}: branch-and-bound nodes the solver may explore (default "
+                             f"20000); a solve stopped by it returns its best mapping with "
+                             f"the bound and gap, marked limit: nodes, the same on any machine")
+    parser.add_argument("--time-limit", type=float, metavar="S",
+                        help=f"{what}: also stop the solver after S seconds of wall-clock "
+                             f"time (default: none); such a result is marked limit: time and "
+                             f"may differ between runs and machines")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help=f"{what}: solver threads (default 1: reproducible results)")
+
+
+def _limits(args):
+    """The SolveLimits the solver options of ``args`` ask for."""
+    from archsim.core.solve import limits_from
+
+    return limits_from(getattr(args, "node_limit", None), getattr(args, "time_limit", None),
+                       getattr(args, "threads", None))
+
+
 def _check_outputs(args) -> None:
     """Fail before simulating if an output cannot be written (missing directory, plot format)."""
     for attr in ("json", "csv", "trace", "plot", "out"):
@@ -305,7 +327,8 @@ def _simulate_rdu(design, args) -> int:
         _check_outputs(args)
         result = simulate_cascade(design, cascade, fusion=args.fusion or "fused",
                                   partitioner=args.partition, sockets=args.sockets or 1,
-                                  orchestration=args.orchestration, tiers=tiers)
+                                  orchestration=args.orchestration, tiers=tiers,
+                                  limits=_limits(args))
         if args.json:
             _write_json(result.to_dict(), args.json)
         if not args.quiet:
@@ -335,7 +358,8 @@ def _simulate_rdu(design, args) -> int:
                             seq=args.seq or 1024, kv=kv, sockets=args.sockets or 1,
                             fusion=args.fusion or "fused", partitioner=args.partition,
                             orchestration=args.orchestration, dtype=dtype,
-                            layers=args.layers, scope=args.scope, tiers=tiers)
+                            layers=args.layers, scope=args.scope, tiers=tiers,
+                            limits=_limits(args))
     if args.json:
         _write_json(result.to_dict(), args.json)
     if not args.quiet:
@@ -385,8 +409,7 @@ def cmd_map(args) -> int:
     if not memory and args.mapper != "rl" and given:
         raise UserError(f"{', '.join(given)} apply to the memory mappers "
                         f"({', '.join(MEMORY_MAPPERS)}), not --mapper {args.mapper}")
-    if args.time_limit is not None and args.time_limit <= 0:
-        raise UserError(f"--time-limit must be positive, found {args.time_limit}")
+    limits = _limits(args)
     rl_only = [f for f, v in (("--policy", args.policy), ("--samples", args.samples != 8))
                if v]
     if rl_only and args.mapper != "rl":
@@ -398,9 +421,9 @@ def cmd_map(args) -> int:
         opts = {"budget": args.budget, "policy": args.policy, "samples": args.samples}
     elif memory:
         opts = {"budget": args.budget, "window": args.window, "objective": args.objective,
-                "time_limit_s": args.time_limit or 30.0}
-    elif args.mapper == "ilp-binding" and args.time_limit:
-        opts = {"time_limit_s": args.time_limit}
+                "limits": limits}
+    elif args.mapper == "ilp-binding":
+        opts = {"limits": limits}
     mapping = get_mapper(args.mapper)(cascade, design, **opts)
     result = simulate(design, cascade, mapping)
     if args.out:
@@ -425,6 +448,8 @@ def cmd_map(args) -> int:
         print(f"cost: {result.cycles:,} cycles ({result.seconds * 1e6:.3f} us), "
               f"{result.energy_pj / 1e6:.3f} uJ")
         print(result.summary())
+        if result.estimate is not None and result.estimate.get("mapper_is"):
+            print(f"  ({args.mapper}'s estimate is {result.estimate['mapper_is']})")
     return 0
 
 
@@ -698,18 +723,18 @@ def cmd_rl(args) -> int:
         return 0
     pool = rl.problem_pool(count, seed=args.seed, kinds=kinds)
     policy = rl.NumpyPolicy.load(args.policy) if args.policy else None
-    rows = rl.evaluate_policy(pool, policy, samples=args.samples,
-                              ilp_time_limit_s=args.ilp_time_limit, seed=args.seed)
+    with_ilp = args.ilp or args.time_limit is not None or args.node_limit is not None
+    rows = rl.evaluate_policy(pool, policy, samples=args.samples, ilp=with_ilp,
+                              ilp_limits=_limits(args), seed=args.seed)
     summary = rl.summarize(rows)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
     if not args.quiet:
-        cols = ["rl", "xla", "belady", "random"] + (["ilp"] if args.ilp_time_limit else [])
-        print(f"{'graph':<28} {'ops':>4} " + " ".join(f"{c:>12}" for c in cols)
-              + f" {'rl s':>7}")
+        cols = ["rl", "xla", "belady", "random"] + (["ilp"] if with_ilp else [])
+        print(f"{'graph':<28} {'ops':>4} " + " ".join(f"{c:>12}" for c in cols))
         for r in rows:
             print(f"{r['graph'][:28]:<28} {r['operators']:>4} "
-                  + " ".join(f"{r[c]:>12,}" for c in cols) + f" {r['rl_seconds']:>7.3f}")
+                  + " ".join(f"{r[c]:>12,}" for c in cols))
         print("non-compulsory bytes per mapper; " + ", ".join(
             f"{k} {v:.2f}" for k, v in summary.items()))
     return 0
@@ -740,6 +765,9 @@ def cmd_sweep(args) -> int:
     if not args.quiet:
         print(f"{rep.path}: {rep.total} points, {rep.skipped} already done, {rep.ran} run "
               f"({rep.failed} failed) in {rep.seconds:.1f} s on {rep.scheduler}")
+        if rep.stale:
+            print(f"{rep.stale} rows that are not points of this sweep (another model "
+                  f"version or spec) moved to {rep.stale_path}")
     return 0
 
 
@@ -776,6 +804,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="place a persistent tensor in sram, hbm or ddr instead of the "
                         "default policy (repeatable), e.g. --tier WQ=ddr; --tier ilp places "
                         "all of them with the tier-placement ILP")
+    _add_limit_args(r, "--partition ilp, --tier ilp")
     s.set_defaults(func=cmd_simulate)
 
     m = sub.add_parser("map", help="search a mapping, print it and its cost")
@@ -789,9 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "between")
     m.add_argument("--objective", choices=["traffic", "time"], default="traffic",
                    help="ilp: minimise non-compulsory off-chip bytes (default) or total time")
-    m.add_argument("--time-limit", type=float, metavar="S",
-                   help="ILP solver time limit in seconds (default 30); the best mapping "
-                        "found is returned with its bound and gap")
+    _add_limit_args(m, "ilp, ilp-binding")
     m.add_argument("--window", type=int, metavar="N",
                    help="memory mappers: steps an operator may move from program order "
                         "(default: any for up to 12 operators, else 2)")
@@ -922,8 +949,9 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--policy", metavar="FILE", help="eval: policy (default: the shipped one)")
     rl.add_argument("--samples", type=int, default=8,
                     help="eval: best of K rollouts (default 8, as --mapper rl)")
-    rl.add_argument("--ilp-time-limit", type=float, metavar="S",
-                    help="eval: also map with the ILP under this time limit")
+    rl.add_argument("--ilp", action="store_true",
+                    help="eval: also map every problem with the memory ILP")
+    _add_limit_args(rl, "eval --ilp")
     rl.add_argument("--json", metavar="OUT", help="eval: write the rows as JSON")
     rl.add_argument("--quiet", action="store_true", help="no progress bar or table")
     rl.set_defaults(func=cmd_rl)

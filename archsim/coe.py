@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -83,6 +83,7 @@ class CoeResult:
     oom: bool
     breakdown: dict
     baseline_breakdown: dict
+    identity: dict = field(default_factory=dict)
 
     @property
     def speedup(self) -> float | None:
@@ -108,7 +109,8 @@ class CoeResult:
                 "cache_experts": self.cache_experts,
                 "baseline_cache_experts": self.baseline_cache_experts,
                 "baseline_oom": self.baseline_oom, "oom": self.oom,
-                "breakdown": self.breakdown, "baseline_breakdown": self.baseline_breakdown}
+                "breakdown": self.breakdown, "baseline_breakdown": self.baseline_breakdown,
+                "identity": dict(self.identity)}
 
     def summary(self) -> str:
         """Human-readable summary."""
@@ -226,6 +228,7 @@ def simulate_coe(design: str = "sn40l", *, experts: int = 150, batch: int = 8,
     ``routing``: ``request`` (every request picks its expert uniformly at random) or ``batch``
     (the router sends a whole batch to one expert, drawn uniformly). Times in seconds per
     batch."""
+    from archsim.core.identity import identity, model_version
     from archsim.spec import load_design
 
     for name, v in (("experts", experts), ("batch", batch), ("output_tokens", output_tokens),
@@ -314,7 +317,8 @@ def simulate_coe(design: str = "sn40l", *, experts: int = 150, batch: int = 8,
         baseline_oom, oom,
         {"route_s": route, "switch_s": sw, "run_s": run, "distinct_experts": n_distinct},
         {"route_s": b_route, "switch_s": b_sw, "run_s": b_run,
-         "distinct_experts": n_distinct})
+         "distinct_experts": n_distinct},
+        identity(d, family="rdu", baseline_model_version=model_version("graph")))
 
 
 def max_experts(design: str = "sn40l", *, baseline: str | None = None, sockets: int = 8,

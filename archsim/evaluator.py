@@ -133,6 +133,7 @@ def simulate(design: Design | str | Path, workload: "Cascade", mapping: Mapping 
         MappingError: the mapping is impossible (the message says why).
     """
     from archsim import __version__
+    from archsim.core.identity import identity
 
     if not isinstance(design, Design):
         design = load_design(design, overrides)
@@ -216,4 +217,5 @@ def simulate(design: Design | str | Path, workload: "Cascade", mapping: Mapping 
         overrides=list(design.overrides), workload=workload.name,
         workload_hash=workload_hash(workload), mapper=mapping.mapper,
         archsim_version=__version__, mapping=mapping,
+        identity=identity(design, family="graph", workload_hash=workload_hash(workload)),
     )

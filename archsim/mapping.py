@@ -9,8 +9,10 @@ Every mapper produces one; the evaluator scores it. Mappings round-trip through 
 A memory mapper (``mappers.ilp``, ``mappers.greedy.belady_schedule`` ...) adds a ``memory`` plan:
 every tensor is homed in the scratchpad ``level``, which holds it only over its *buffers*
 (``[tensor, start step, end step, offset, loaded]``); a buffer that starts with ``loaded`` is a
-load from ``backing``; ``spilled`` tensors are stored to ``backing`` when their first buffer
-ends; ``outputs`` are stored when produced. The evaluator charges those moves to the tasks.
+load from ``backing``; ``spilled`` tensors and ``outputs`` are stored to ``backing`` by the
+task that produces them (write-back as soon as the tensor exists, so evicting it later costs
+nothing). The evaluator charges those moves to the tasks: a load phase before the task, a
+store phase after it.
 """
 from __future__ import annotations
 
@@ -201,15 +203,15 @@ class Mapping:
         if self.memory is None:
             return {}
         moves = {e: [0.0, 0.0] for e in self.order}
-        first_end: dict[str, int] = {}
+        created: dict[str, int] = {}
         for t, a, b, _, loaded in self.memory_buffers():
             if loaded:
                 moves[self.order[a]][0] += cascade.tensor_bytes(t)
-            elif t not in first_end:
-                first_end[t] = b
+            elif t not in created:
+                created[t] = a
         for t in self.memory.get("spilled", []):
-            step = first_end.get(t)
-            if step is not None:
+            step = created.get(t)
+            if step is not None:                   # stored by the task that creates it
                 moves[self.order[step]][1] += cascade.tensor_bytes(t)
         producer = {e.output_tensor: e.name for e in cascade.einsums}
         for t in self.memory.get("outputs", []):

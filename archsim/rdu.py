@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
@@ -575,7 +574,7 @@ class Partition:
     status: str = "heuristic"
     objective_cycles: float = 0.0
     bound_cycles: float | None = None
-    solve_seconds: float = 0.0
+    limit: str | None = None           # which solver limit stopped the ILP (None: finished)
 
 
 def _spans(n: int, max_ops: int | None):
@@ -585,7 +584,7 @@ def _spans(n: int, max_ops: int | None):
 
 
 def partition(model: SectionModel, names: Sequence[str], method: str = "ilp", *,
-              time_limit_s: float = 30.0, max_ops: int | None = None) -> Partition:
+              limits=None, max_ops: int | None = None) -> Partition:
     """Cut ``names`` (a segment in program order) into sections with ``method``: ``unfused``,
     ``greedy``, ``ilp`` or ``dp`` (see module docstring). Raises MappingError when some
     einsum does not fit even alone."""
@@ -615,7 +614,6 @@ def partition(model: SectionModel, names: Sequence[str], method: str = "ilp", *,
             i = j
         return Partition(secs, method, "heuristic", sum(model.cost(s) for s in secs))
     if method == "dp":
-        t0 = time.perf_counter()
         best = [0.0] + [math.inf] * n
         cut = [0] * (n + 1)
         for j in range(1, n + 1):
@@ -628,19 +626,19 @@ def partition(model: SectionModel, names: Sequence[str], method: str = "ilp", *,
             secs.append(tuple(names[cut[j]:j]))
             j = cut[j]
         secs.reverse()
-        return Partition(secs, method, "optimal", best[n], best[n], time.perf_counter() - t0)
+        return Partition(secs, method, "optimal", best[n], best[n])
     if method == "ilp":
-        return _partition_ilp(model, names, time_limit_s, max_ops)
+        return _partition_ilp(model, names, limits, max_ops)
     raise UserError(f"unknown partitioner {method!r}; expected one of {', '.join(PARTITIONERS)}")
 
 
-def _partition_ilp(model: SectionModel, names: list[str], time_limit_s: float,
+def _partition_ilp(model: SectionModel, names: list[str], limits,
                    max_ops: int | None) -> Partition:
     import pulp
 
-    from mappers.ilp import _var, solve
+    from archsim.core.solve import new_var as _var
+    from archsim.core.solve import solve
 
-    t0 = time.perf_counter()
     n = len(names)
     spans = [(i, j, model.cost(names[i:j])) for i, j in _spans(n, max_ops)]
     spans = [s for s in spans if math.isfinite(s[2])]
@@ -650,7 +648,7 @@ def _partition_ilp(model: SectionModel, names: list[str], time_limit_s: float,
     prob += pulp.lpSum(c / scale * x[i, j] for i, j, c in spans)
     for k in range(n):
         prob += pulp.lpSum(x[i, j] for i, j, _ in spans if i <= k < j) == 1, f"cover_{k}"
-    res = solve(prob, time_limit_s)
+    res = solve(prob, limits)
     status = res["status"]
     chosen = sorted((i, j) for (i, j), v in x.items() if (v.value() or 0) > 0.5)
     covered = sorted(k for i, j in chosen for k in range(i, j))
@@ -658,13 +656,13 @@ def _partition_ilp(model: SectionModel, names: list[str], time_limit_s: float,
         # no incumbent: fall back to the greedy partition, said so in the status
         part = partition(model, names, "greedy")
         part.method, part.status = "ilp", f"{status}: no solution, greedy used"
-        part.solve_seconds = time.perf_counter() - t0
+        part.limit = res["limit"]
         return part
     secs = [tuple(names[i:j]) for i, j in chosen]
     obj = sum(model.cost(s) for s in secs)
     proven = status == "optimal"
     bound = obj if proven else (res["bound"] * scale if res["bound"] is not None else None)
-    return Partition(secs, "ilp", status, obj, bound, time.perf_counter() - t0)
+    return Partition(secs, "ilp", status, obj, bound, res["limit"])
 
 
 # --------------------------------------------------------------------------- whole workload
@@ -697,6 +695,7 @@ class RduResult:
     partitions: dict[str, Partition]
     chip: _Chip
     notes: list[str] = field(default_factory=list)
+    identity: dict = field(default_factory=dict)
 
     @property
     def cycles(self) -> int:
@@ -743,7 +742,7 @@ class RduResult:
         layer = self.layer_section()
         return {
             "design": self.design, "design_hash": self.design_hash, "workload": self.workload,
-            **cfg,
+            **cfg, "identity": dict(self.identity),
             "cycles": self.cycles, "seconds": secs,
             "tokens_per_s": (tokens / secs if secs else 0.0) if cfg["phase"] != "custom"
             else None,
@@ -759,7 +758,8 @@ class RduResult:
                 "pmu_fraction": layer.plan.pmus_used / self.chip.pmus,
                 "hbm_utilization": layer.plan.hbm_utilization(self.chip)},
             "partition": {seg: {"method": p.method, "status": p.status,
-                                "sections": len(p.sections), "solve_seconds": p.solve_seconds}
+                                "sections": len(p.sections), "limit": p.limit,
+                                "estimate_cycles": round(p.objective_cycles, 3)}
                           for seg, p in self.partitions.items()},
             "sections": [{
                 "segment": r.segment, "ops": list(r.plan.ops), "count": r.count,
@@ -829,7 +829,7 @@ def _segments(cascade) -> list[tuple[str, list[str], int]]:
 def simulate_cascade(design: Design, cascade, *, fusion: str = "fused",
                      partitioner: str | None = None, sockets: int = 1,
                      orchestration: str | None = None, tiers: Mapping[str, str] | None = None,
-                     time_limit_s: float = 30.0, config: dict | None = None,
+                     limits=None, config: dict | None = None,
                      reserve_bytes: float = 0.0) -> RduResult:
     """Run ``cascade`` (one socket's shard) on RDU ``design`` as sections.
 
@@ -849,14 +849,15 @@ def simulate_cascade(design: Design, cascade, *, fusion: str = "fused",
     if tiers == "ilp":                        # the tier-placement ILP of mappers.ilp
         from mappers.ilp import place_tiers
 
-        tiers, tier_solver = place_tiers(cascade, design, sockets_reserve_bytes=reserve_bytes)
+        tiers, tier_solver = place_tiers(cascade, design, sockets_reserve_bytes=reserve_bytes,
+                                         limits=limits)
     model = SectionModel(cascade, design, sockets=sockets, orchestration=orchestration,
                          tiers=tiers, reserve_bytes=reserve_bytes)
     runs: list[SectionRun] = []
     parts: dict[str, Partition] = {}
     prev_program = None
     for seg, names, count in _segments(cascade):
-        part = partition(model, names, method, time_limit_s=time_limit_s)
+        part = partition(model, names, method, limits=limits)
         parts[seg] = part
         plans = [model.plan(s) for s in part.sections]
         for p in plans:
@@ -875,13 +876,17 @@ def simulate_cascade(design: Design, cascade, *, fusion: str = "fused",
     notes = []
     if tier_solver is not None:
         notes.append(f"tiers placed by ILP ({tier_solver['status']}, "
-                     f"{tier_solver['seconds']:.2f} s)")
+                     f"{tier_solver['nodes']} nodes)")
     ddr = sorted(t for t, tier in model.place.items() if tier == "ddr")
     if ddr:
         notes.append(f"{len(ddr)} tensors spilled to DDR: {', '.join(ddr[:6])}"
                      + (" ..." if len(ddr) > 6 else ""))
+    from archsim.core.identity import identity
+    from archsim.evaluator import workload_hash
+
     return RduResult(design.name, design.hash, cascade.name, cfg, runs, parts, model.chip,
-                     notes)
+                     notes, identity(design, family="rdu",
+                                     workload_hash=workload_hash(cascade)))
 
 
 def simulate_model(design, model: str, *, phase: str | None = None, batch: int = 1,
@@ -889,7 +894,7 @@ def simulate_model(design, model: str, *, phase: str | None = None, batch: int =
                    partitioner: str | None = None, orchestration: str | None = None,
                    dtype: str = "bf16", layers: int | None = None,
                    tiers: Mapping[str, str] | None = None, scope: str = "model",
-                   reserve_bytes: float = 0.0) -> RduResult:
+                   reserve_bytes: float = 0.0, limits=None) -> RduResult:
     """Simulate one iteration of a model graph on an RDU design with tensor parallelism over
     ``sockets`` (the graph is one socket's shard). ``phase`` prefill: ``batch`` prompts of
     ``seq`` tokens; decode: ``batch`` requests with context ``kv`` (default ``seq``)."""
@@ -902,7 +907,7 @@ def simulate_model(design, model: str, *, phase: str | None = None, batch: int =
            "batch": batch, "seq": seq, "dtype": dtype}
     return simulate_cascade(design, cas, fusion=fusion, partitioner=partitioner,
                             sockets=sockets, orchestration=orchestration, tiers=tiers,
-                            config=cfg, reserve_bytes=reserve_bytes)
+                            config=cfg, reserve_bytes=reserve_bytes, limits=limits)
 
 
 @lru_cache(maxsize=64)

@@ -17,6 +17,7 @@ the file was last updated on purpose::
                                              #     "decode", "sockets": 8, "fusion": ...}}
                                              #     (model graphs on a dataflow RDU)
       "mapper": "greedy",
+      "model_version": "graph-1",          # the family's model version that produced expected
       "expected": {"cycles": ..., "units": {...}, "memory": {...}, "energy_pj": ...}
     }
 
@@ -24,6 +25,10 @@ the file was last updated on purpose::
 ``archsim regress --update`` rewrites ``expected`` and prints the same diff, so the change can be
 reviewed and explained in the commit. To add a case, write the file without ``expected`` and run
 ``--update``.
+
+A changed figure is a changed model, so ``--update`` records it only together with a new model
+version of the case's family (:data:`archsim.core.identity.MODEL_VERSIONS`): while the golden's
+``model_version`` is still the current one, the update is refused and says which number to bump.
 """
 from __future__ import annotations
 
@@ -33,7 +38,8 @@ from typing import Any
 
 from archsim.errors import UserError
 
-CASE_KEYS = {"description", "design", "set", "workload", "mapper", "expected"}
+CASE_KEYS = {"description", "design", "set", "workload", "mapper", "model_version",
+             "expected"}
 ENERGY_RTOL = 1e-9
 
 
@@ -71,6 +77,17 @@ def run_case(case: dict, source: str = "<case>"):
                         f"'model', 'spatial' or 'rdu'")
     design = load_design(case["design"], case.get("set", []))
     return simulate(design, cascade, mapper=case.get("mapper", "greedy"))
+
+
+def case_family(case: dict) -> str:
+    """The model family that answers a case: ``spatial`` and ``rdu`` workloads, else
+    ``graph`` (the event-driven evaluator)."""
+    wl = case.get("workload") or {}
+    if "spatial" in wl:
+        return "spatial"
+    if "rdu" in wl:
+        return "rdu"
+    return "graph"
 
 
 def figures(result) -> dict[str, Any]:
@@ -132,13 +149,24 @@ def diff(old: dict | None, new: dict) -> list[str]:
 
 def check(golden_dir: Path, update: bool = False) -> dict[str, list[str]]:
     """Run every case in ``golden_dir``; returns case name -> diff lines (empty: unchanged)."""
+    return run_cases(golden_dir, update)[0]
+
+
+def run_cases(golden_dir: Path, update: bool = False
+              ) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Run every case in ``golden_dir``: (case name -> diff lines, case name -> why its
+    update was refused). With ``update`` the changed cases are rewritten, except those whose
+    figures changed under an unchanged model version."""
     if not golden_dir.is_dir():
         raise UserError(f"{golden_dir}: golden directory not found (run from the repository "
                         "root or pass --golden DIR)")
     files = sorted(golden_dir.glob("*.json"))
     if not files:
         raise UserError(f"{golden_dir}: no golden case files (*.json)")
+    from archsim.core.identity import MODEL_VERSIONS, model_version
+
     out: dict[str, list[str]] = {}
+    refused: dict[str, str] = {}
     for f in files:
         try:
             case = json.loads(f.read_text())
@@ -146,24 +174,46 @@ def check(golden_dir: Path, update: bool = False) -> dict[str, list[str]]:
             raise UserError(f"{f}:{exc.lineno}: not valid JSON ({exc.msg})") from None
         new = figures(run_case(case, str(f)))
         lines = diff(case.get("expected"), new)
+        fam = case_family(case)
+        version = model_version(fam)
+        recorded = case.get("model_version")
+        if recorded != version:
+            lines.append(f"model_version: {recorded} -> {version}")
         out[f.stem] = lines
         if update and lines:
+            figures_changed = case.get("expected") is not None and \
+                any(not ln.startswith("model_version:") for ln in lines)
+            if figures_changed and recorded == version:
+                refused[f.stem] = (f"figures changed but the {fam} model version is still "
+                                   f"{version}: bump MODEL_VERSIONS[{fam!r}] (now "
+                                   f"{MODEL_VERSIONS[fam]}) in archsim/core/identity.py, then "
+                                   f"update again")
+                continue
+            case["model_version"] = version
             case["expected"] = new
-            f.write_text(json.dumps(case, indent=2) + "\n")
-    return out
+            keys = [k for k in ("description", "design", "set", "workload", "mapper",
+                                "model_version", "expected") if k in case]
+            f.write_text(json.dumps({k: case[k] for k in keys}, indent=2) + "\n")
+    return out, refused
 
 
 def main(golden_dir: Path, update: bool = False) -> int:
     """CLI body of ``archsim regress``; returns the exit code."""
-    results = check(golden_dir, update)
+    results, refused = run_cases(golden_dir, update)
     changed = {k: v for k, v in results.items() if v}
     for name, lines in results.items():
         status = "changed" if lines else "ok"
         if update and lines:
-            status = "updated"
+            status = "NOT updated" if name in refused else "updated"
         print(f"{name}: {status}")
         for line in lines:
             print(f"    {line}")
+        if name in refused:
+            print(f"    {refused[name]}")
+    if refused:
+        print(f"{len(refused)} of {len(results)} golden cases changed without a model version "
+              f"bump; nothing was written for them")
+        return 1
     if changed and not update:
         print(f"{len(changed)} of {len(results)} golden cases differ; if the change is intended, "
               "run `archsim regress --update` and say why in the commit message")

@@ -35,7 +35,22 @@ def summary_text(r: "Result") -> str:
                      f"{_fmt_bytes(m.write_bytes):>12}  bandwidth used {m.bandwidth_utilization:6.1%}")
     lines.append("energy: " + ", ".join(f"{k} {v / 1e6:.3f} uJ"
                                         for k, v in r.energy_breakdown_pj.items()))
+    est = r.estimate
+    if est is not None:
+        lines.append(estimate_line(r.mapper, est))
     return "\n".join(lines)
+
+
+def estimate_line(mapper: str, est: dict) -> str:
+    """``mapper estimate: 3,361 cycles; evaluator: 3,709 cycles (+10.4%)``."""
+    unit = "cycles" if est["quantity"] == "cycles" else "non-compulsory bytes"
+    def fmt(v):
+        return f"{v:,.0f}" if isinstance(v, (int, float)) else "-"
+    line = f"{mapper} estimate: {fmt(est['mapper'])} {unit}; evaluator: {fmt(est['evaluator'])}"
+    if isinstance(est["evaluator"], (int, float)) and isinstance(est["mapper"], (int, float)):
+        if est["mapper"]:
+            line += f" ({100 * (est['evaluator'] - est['mapper']) / est['mapper']:+.1f}%)"
+    return line
 
 
 def write_json(r: "Result", path) -> None:

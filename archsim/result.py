@@ -76,7 +76,9 @@ class Result:
         energy_breakdown_pj: energy by component (unit or memory name); ``energy_pj`` is the sum.
         timeline: one record per task, in issue order.
         design, design_hash, overrides, workload, workload_hash, mapper, archsim_version:
-            identity of the inputs, so a number can be traced back to what produced it.
+            identity of the inputs, so a number can be traced back to what produced it;
+        identity: the same plus the model family and its version
+            (:func:`archsim.core.identity.identity`).
     """
 
     cycles: int
@@ -95,18 +97,41 @@ class Result:
     mapper: str
     archsim_version: str
     mapping: Mapping
+    identity: dict[str, Any] = field(default_factory=dict)
 
     @property
     def energy_pj(self) -> float:
         """Total energy in pJ."""
         return float(sum(self.energy_breakdown_pj.values()))
 
+    @property
+    def estimate(self) -> dict[str, Any] | None:
+        """The mapper's own figure of what it optimised beside the evaluator's figure of the
+        same quantity: ``{"quantity", "mapper", "evaluator", "mapper_is"}`` (None when the
+        mapping carries no estimate, e.g. one written by hand)."""
+        est = self.mapping.info.get("estimate")
+        if not isinstance(est, dict) or len(est) != 1:
+            return None
+        (quantity, value), = est.items()
+        if quantity == "cycles":
+            figure: float | None = self.cycles
+        elif quantity == "non_compulsory_bytes" and self.mapping.memory is not None:
+            m = self.memory[self.mapping.memory["backing"]]
+            figure = m.read_bytes + m.write_bytes - \
+                int(self.mapping.info.get("compulsory_bytes") or 0)
+        else:
+            figure = None
+        return {"quantity": quantity, "mapper": value, "evaluator": figure,
+                "mapper_is": self.mapping.info.get("estimate_is")}
+
     def to_dict(self, timeline: bool = True) -> dict[str, Any]:
         """JSON-serialisable summary (the ``simulate --json`` document)."""
+        from archsim.core.identity import portable_source
+
         d: dict[str, Any] = {
             "design": self.design,
             "design_hash": self.design_hash,
-            "design_source": self.design_source,
+            "design_source": portable_source(self.design_source),
             "overrides": list(self.overrides),
             "workload": self.workload,
             "workload_hash": self.workload_hash,
@@ -120,12 +145,16 @@ class Result:
             "units": {k: asdict(v) for k, v in self.units.items()},
             "memory": {k: asdict(v) for k, v in self.memory.items()},
             "mapping": self.mapping.to_dict(),
+            "identity": dict(self.identity),
         }
+        if self.estimate is not None:
+            d["estimate"] = self.estimate
         if self.mapping.memory is not None:
             d["non_compulsory_bytes"] = self.mapping.info.get("non_compulsory_bytes")
             d["compulsory_bytes"] = self.mapping.info.get("compulsory_bytes")
-            d["solver"] = {k: self.mapping.info.get("solver", {}).get(k)
-                           for k in ("status", "objective", "bound", "gap", "seconds")}
+        if "solver" in self.mapping.info:
+            d["solver"] = {k: self.mapping.info["solver"].get(k)
+                           for k in ("status", "limit", "objective", "bound", "gap", "nodes")}
         if timeline:
             d["timeline"] = [asdict(t) for t in self.timeline]
         return d

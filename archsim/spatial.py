@@ -587,6 +587,7 @@ class ModelResult:
     gemms: list[GemmCost]
     excluded: list[str]
     array2d: str = "array2d"
+    identity: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cycles(self) -> float:
@@ -632,6 +633,7 @@ class ModelResult:
                                              if u == self.array2d else 0.0)) * self.layers}
                       for u in self.attention.unit_work_cycles},
             "energy_breakdown_pj": self.energy_breakdown_pj,
+            "identity": dict(self.identity),
             "attention": self.attention.to_dict(),
             "linear": [asdict(g) for g in self.gemms],
             "notes": list(self.attention.notes)
@@ -701,6 +703,9 @@ def simulate_model(design: Design | str, model: str, *, seq: int, batch: int = 6
         source = cfg.name if not str(model).endswith(".json") else str(model)
         linear, excluded = linear_layers(source, batch, seq)
         gemms = [evaluate_gemm(design, *g) for g in linear]
+    from archsim.core.identity import identity
+
     return ModelResult(design=design.name, model=cfg.name, batch=batch, seq=seq,
                        layers=n_layers, scope=scope, clock_hz=design.clock_hz, attention=attn,
-                       gemms=gemms, excluded=list(excluded), array2d=pol.array2d)
+                       gemms=gemms, excluded=list(excluded), array2d=pol.array2d,
+                       identity=identity(design, family="spatial"))

@@ -27,12 +27,17 @@ Objectives are numeric fields of the simulate JSON (dotted paths such as
 ``memory.hbm.read_bytes`` or ``units.sa.utilization`` reach nested ones). ``throughput`` is
 tokens per second: batch x seq tokens for a prefill, batch for a decode.
 
-Every point is keyed by a hash of (the resolved design, the workload, the mapper, the archsim
-version). Results stream into one CSV as points finish, one row per point (key, axes,
-objectives, status, error, wall seconds), flushed row by row. A re-run skips every point
-whose key already has a row, so a killed sweep resumes without recomputing or losing finished
-points. A torn last line from a kill is dropped. A failing point gets a row with its error, and
-the sweep goes on. Points run in local worker processes (joblib/loky), or on a Dask cluster
+Every point is keyed by a hash of (the resolved design, the workload, the mapper, the model
+version of the design's family, the archsim version). Results stream into one CSV as points
+finish, one row per point (key, axes, objectives, model version, status, error), flushed row by
+row. A re-run skips every point whose key already has a row, so a killed sweep resumes without
+recomputing or losing finished points; a point whose model changed since (another model
+version, so another key) runs again. A torn last line from a kill is dropped. A failing point
+gets a row with its error, and the sweep goes on. When a sweep finishes, the file is rewritten
+in the spec's point order, so the same spec gives the same bytes however the points were
+scheduled; rows whose key is not a point of this spec (an older model version, another spec)
+move to ``RESULTS.stale.csv`` beside it. No wall-clock time is written (timings belong to
+``benchmarks/bench_sweep.py``). Points run in local worker processes (joblib/loky), or on a Dask cluster
 (``scheduler="local"`` starts a LocalCluster, ``tcp://host:port`` connects to one). A lost
 local worker is replaced and its points are run again.
 """
@@ -58,7 +63,7 @@ WORKLOAD_FIELDS = ("model", "phase", "batch", "seq", "kv", "tp", "dtype", "layer
                    "sockets", "fusion", "orchestration")
 SPEC_KEYS = {"design", "set", "workload", "mapper", "axes", "sample", "objectives",
              "description"}
-BASE_COLUMNS = ("key", "status", "error", "elapsed_s")
+BASE_COLUMNS = ("key", "model_version", "status", "error")
 
 
 @dataclass
@@ -97,7 +102,7 @@ class SweepSpec:
     @property
     def columns(self) -> list[str]:
         """CSV header."""
-        return ["key", *self.axes, *self.objectives, "status", "error", "elapsed_s"]
+        return ["key", *self.axes, *self.objectives, "model_version", "status", "error"]
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -206,9 +211,25 @@ def axis_cell(value: Any) -> Any:
     return value
 
 
+def point_model_version(spec: SweepSpec, point: dict[str, Any]) -> str:
+    """``family-N`` of the model that answers for the point's design (the base design's
+    family when the point's design does not load)."""
+    from archsim.core.identity import family_of, model_version
+    from archsim.spec import load_design
+
+    try:
+        design, _ = point_setup(spec, point)
+    except Exception:                              # noqa: BLE001 - recorded as an error row
+        try:
+            design = load_design(spec.design, spec.overrides)
+        except Exception:                          # noqa: BLE001
+            return model_version("graph")
+    return model_version(family_of(design))
+
+
 def point_key(spec: SweepSpec, point: dict[str, Any]) -> str:
-    """Hash of (resolved design, workload, mapper, archsim version); a point whose design
-    does not load hashes its raw overrides instead."""
+    """Hash of (resolved design, workload, mapper, model version, archsim version); a point
+    whose design does not load hashes its raw overrides instead."""
     from archsim import __version__
 
     try:
@@ -220,6 +241,7 @@ def point_key(spec: SweepSpec, point: dict[str, Any]) -> str:
         ident = json.dumps([spec.design, spec.overrides, sorted(
             (k, v) for k, v in point.items() if k not in WORKLOAD_FIELDS)], default=str)
     text = json.dumps({"design": ident, "workload": workload, "mapper": spec.mapper,
+                       "model_version": point_model_version(spec, point),
                        "version": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -272,8 +294,8 @@ def _lookup(d: dict, path: str):
 
 def run_point(spec: SweepSpec, point: dict[str, Any], key: str) -> dict[str, Any]:
     """Evaluate one point; never raises: failures become a row with ``status: error``."""
-    t0 = time.perf_counter()
-    row: dict[str, Any] = {"key": key, **{n: axis_cell(v) for n, v in point.items()}}
+    row: dict[str, Any] = {"key": key, **{n: axis_cell(v) for n, v in point.items()},
+                           "model_version": point_model_version(spec, point)}
     try:
         design, workload = point_setup(spec, point)
         d = simulate_point(design, workload, spec.mapper)
@@ -291,7 +313,6 @@ def run_point(spec: SweepSpec, point: dict[str, Any], key: str) -> dict[str, Any
     except Exception as exc:                       # noqa: BLE001 - recorded, sweep goes on
         row["status"] = "error"
         row["error"] = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-    row["elapsed_s"] = round(time.perf_counter() - t0, 4)
     return row
 
 
@@ -339,6 +360,8 @@ class SweepReport:
     seconds: float
     scheduler: str
     keys_run: list[str] = field(default_factory=list)
+    stale: int = 0                   # rows moved to the .stale.csv file (not this spec's)
+    stale_path: str | None = None
 
 
 def run_sweep(spec: SweepSpec | str | Path, out: str | Path, *, workers: int = 2,
@@ -406,8 +429,46 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path, *, workers: int = 2
         f.close()
         if bar is not None:
             bar.close()
+    stale, stale_path = canonicalize(out, spec.columns, [k for _, k in keyed])
     return SweepReport(str(out), len(keyed), len(keyed) - len(pending), len(keys_run), failed,
-                       time.perf_counter() - t0, sched, keys_run)
+                       time.perf_counter() - t0, sched, keys_run, stale, stale_path)
+
+
+def stale_path_of(out: str | Path) -> Path:
+    """Where rows that are not points of the current spec go: ``RESULTS.stale.csv``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".stale" + out.suffix)
+
+
+def canonicalize(out: str | Path, columns: Sequence[str],
+                 keys: Sequence[str]) -> tuple[int, str | None]:
+    """Rewrite ``out`` with one row per key of ``keys``, in that order (the first row of a
+    key wins); rows of other keys are appended to the stale file. Returns (rows moved, stale
+    file or None). The rewrite is atomic (a temporary file, then a rename)."""
+    out = Path(out)
+    rows = read_rows(out)
+    by_key: dict[str, dict] = {}
+    stale = []
+    wanted = set(keys)
+    for r in rows:
+        if r["key"] in wanted:
+            by_key.setdefault(r["key"], r)
+        else:
+            stale.append(r)
+    _rewrite(out, columns, [by_key[k] for k in keys if k in by_key])
+    if not stale:
+        return 0, None
+    sp = stale_path_of(out)
+    new = not sp.exists() or sp.stat().st_size == 0
+    with open(sp, "a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        if new:
+            w.writeheader()
+        for r in stale:
+            w.writerow(r)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return len(stale), str(sp)
 
 
 def _cell(v: Any) -> Any:

@@ -57,7 +57,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--problems", type=int, default=40)
-    ap.add_argument("--ilp-time-limit", type=float, default=30.0)
+    ap.add_argument("--ilp-node-limit", type=int, default=None,
+                    help="branch-and-bound nodes per ILP solve (default: the solver facade's)")
     ap.add_argument("--samples", type=int, default=8,
                     help="best of K rollouts, as --mapper rl (default 8); the deterministic "
                          "rollout alone is reported too")
@@ -68,8 +69,10 @@ def main() -> None:
     args = ap.parse_args()
     pool = rl.problem_pool(args.problems, seed=12345)
     policy = rl.NumpyPolicy.load(args.policy) if args.policy else None
-    rows = rl.evaluate_policy(pool, policy, samples=args.samples,
-                              ilp_time_limit_s=args.ilp_time_limit)
+    from archsim.core.solve import limits_from
+
+    rows = rl.evaluate_policy(pool, policy, samples=args.samples, ilp=True,
+                              ilp_limits=limits_from(args.ilp_node_limit), timings=True)
     print(f"{'graph':<28} {'ops':>4} {'rl':>10} {'xla':>10} {'belady':>10} {'random':>10} "
           f"{'ilp':>10} {'rl ms':>7} {'ilp s':>6}")
     for r in rows:
@@ -78,7 +81,7 @@ def main() -> None:
               f"{r['rl_seconds'] * 1e3:>7.1f} {r['ilp_seconds']:>6.2f}")
     s = rl.summarize(rows)
     print(f"best of {args.samples}: " + ", ".join(f"{k} {v:.3f}" for k, v in s.items()))
-    det = rl.evaluate_policy(pool, policy, samples=1)
+    det = rl.evaluate_policy(pool, policy, samples=1, timings=True)
     for r, d in zip(det, rows):
         r["ilp"] = d["ilp"]
     s1 = rl.summarize(det)

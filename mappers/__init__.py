@@ -10,7 +10,12 @@
   allocator with Belady replacement), ``xla`` (XLA-style best-fit by memory-boundedness),
   ``exhaustive`` (tiny graphs), ``rl`` (a trained policy plays the memory-mapping game,
   :mod:`mappers.rl`). Their options: ``budget`` (``MR``/``MH``/``MP``/bytes),
-  ``objective`` (``traffic``/``time``, ILP), ``time_limit_s`` (ILP), ``window``.
+  ``objective`` (``traffic``/``time``, ILP), ``limits`` (ILP: a
+  :class:`archsim.core.solve.SolveLimits`), ``window``.
+
+Every mapping records the mapper's own figure of what it optimised in
+``mapping.info["estimate"]`` (``{"cycles": ...}`` or ``{"non_compulsory_bytes": ...}``); the
+evaluator's figure of the same quantity is printed beside it (``Result.estimate``).
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ BINDING_MAPPERS = ("greedy", "opb", "ilp-binding")
 
 
 def memory_mapping(name: str, cascade, design, *, budget=None, objective: str = "traffic",
-                   time_limit_s: float = 30.0, window: int | None = None):
+                   limits=None, window: int | None = None):
     """Map ``cascade``'s tensors into ``design``'s scratchpad with memory mapper ``name``;
     returns the Mapping (its ``info`` holds ``non_compulsory_bytes`` and ``solver``)."""
     from mappers.exhaustive import exhaustive_schedule
@@ -37,7 +42,7 @@ def memory_mapping(name: str, cascade, design, *, budget=None, objective: str = 
                         f"{', '.join(MEMORY_MAPPERS)}")
     p = MappingProblem(cascade, design, budget_bytes=budget, window=window)
     if name == "ilp":
-        sched = memory_schedule(p, objective=objective, time_limit_s=time_limit_s)
+        sched = memory_schedule(p, objective=objective, limits=limits)
     elif name == "exhaustive":
         sched = exhaustive_schedule(p)
     elif name == "belady":
@@ -45,8 +50,8 @@ def memory_mapping(name: str, cascade, design, *, budget=None, objective: str = 
     else:
         sched = xla_schedule(p)
     if not sched.solver:
-        sched.solver = {"status": "heuristic", "objective": None, "bound": None, "gap": None,
-                        "seconds": None, "solver": name}
+        sched.solver = {"status": "heuristic", "limit": None, "objective": None,
+                        "bound": None, "gap": None, "solver": name}
     mapping = p.to_mapping(sched)
     solver = mapping.info.setdefault("solver", dict(sched.solver))
     if name != "ilp" or objective == "traffic":
@@ -54,15 +59,15 @@ def memory_mapping(name: str, cascade, design, *, budget=None, objective: str = 
     return mapping
 
 
-def _ilp_binding(cascade, design, *, time_limit_s: float = 30.0, **_):
+def _ilp_binding(cascade, design, *, limits=None, **_):
     from archsim.mapping import Mapping
     from mappers.ilp import bind_units
 
-    binding, res = bind_units(cascade, design, time_limit_s=time_limit_s)
+    binding, res = bind_units(cascade, design, limits=limits)
     order = cascade.topological_order()
     return Mapping(binding=binding, order=order,
                    placement=default_placement(cascade, design, order), mapper="ilp-binding",
-                   info={"solver": res})
+                   info={"solver": res, "estimate": dict(res["estimate"])})
 
 
 def _rl(cascade, design, **opts):

@@ -13,7 +13,6 @@ are not part of the search (stage 2 gives them afterwards).
 from __future__ import annotations
 
 import itertools
-import time
 
 from archsim.errors import MappingError
 from mappers.problem import MappingProblem, MemorySchedule
@@ -29,7 +28,6 @@ def exhaustive_schedule(p: MappingProblem) -> MemorySchedule:
         raise MappingError(f"the exhaustive mapper takes at most {MAX_OPERATORS} operators; "
                            f"this graph has {p.n} (use --mapper ilp)")
     p.check_budget()
-    t0 = time.perf_counter()
     size = {a: i.size for a, i in p.tensors.items()}
     rng = [p.step_range(i) for i in range(p.n)]
     remaining_uses = {a: set(i.consumers) for a, i in p.tensors.items()}
@@ -95,10 +93,11 @@ def exhaustive_schedule(p: MappingProblem) -> MemorySchedule:
     order.reverse()
     sched = schedule_from_residency(p, order, resident_steps, mapper="exhaustive")
     cost = p.evaluate(sched).non_compulsory_bytes
-    sched.solver = {"status": "optimal", "objective": cost, "bound": cost, "gap": 0.0,
-                    "seconds": time.perf_counter() - t0, "solver": "exhaustive",
+    sched.solver = {"status": "optimal", "limit": None, "objective": cost, "bound": cost,
+                    "gap": 0.0, "solver": "exhaustive",
                     "states": sum(len(h) for h in history),
                     "stage1_non_compulsory_bytes": cost}
     assign_offsets(p, sched)                   # offsets are not part of the search
     sched.solver["objective"] = p.evaluate(sched).non_compulsory_bytes
+    sched.solver["estimate"] = {"non_compulsory_bytes": sched.solver["objective"]}
     return sched

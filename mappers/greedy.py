@@ -98,7 +98,29 @@ def greedy_mapping(cascade: "Cascade", design: "Design", *,
             tiling[e] = dict(plan.details["tiling"])
         estimate += t
     return Mapping(binding=binding, order=order, placement=placement, tiling=tiling,
-                   mapper="greedy", info={"serial_estimate_cycles": round(estimate, 3)})
+                   mapper="greedy", info={"estimate": {"cycles": round(estimate, 3)},
+                                          "estimate_is": SERIAL_ESTIMATE})
+
+
+#: What the binding mappers' own estimate is
+SERIAL_ESTIMATE = ("the sum of every einsum's stand-alone time on its unit (no overlap "
+                   "between units, no bandwidth sharing)")
+
+
+def serial_estimate_cycles(cascade: "Cascade", design: "Design", mapping: Mapping) -> float:
+    """Sum over einsums of the stand-alone cycles of each einsum's plan on its bound unit
+    (operands at their homes, tile staging = scratchpad capacity minus resident tensors)."""
+    resident = mapping.resident_bytes(cascade, design)
+    bw = design.bandwidth_bytes_per_cycle
+    total = 0.0
+    for step, e in enumerate(mapping.order):
+        u = mapping.binding[e]
+        spm = design.unit_models[u].scratchpad
+        staging = (design.memories[spm].capacity_bytes - resident[spm][step]) if spm else 0
+        plan = plan_einsum(design, cascade, e, u, mapping.placement, staging,
+                           mapping.tiling.get(e))
+        total += plan.alone_cycles(bw)
+    return total
 
 
 # --------------------------------------------------------------------------- memory baselines
@@ -290,6 +312,9 @@ def opb_mapping(cascade: "Cascade", design: "Design") -> Mapping:
             ok = [u for u in pims if not design.unit_models[u].unsupported_reason(cascade, e)]
             if ok:
                 binding[e] = ok[0]
-    return Mapping(binding=binding, order=base.order, placement=base.placement,
-                   tiling={e: t for e, t in base.tiling.items() if binding[e] == base.binding[e]},
-                   mapper="opb", info={"machine_balance_op_per_byte": round(balance, 3)})
+    m = Mapping(binding=binding, order=base.order, placement=base.placement,
+                tiling={e: t for e, t in base.tiling.items() if binding[e] == base.binding[e]},
+                mapper="opb", info={"machine_balance_op_per_byte": round(balance, 3)})
+    m.info["estimate"] = {"cycles": round(serial_estimate_cycles(cascade, design, m), 3)}
+    m.info["estimate_is"] = SERIAL_ESTIMATE
+    return m

@@ -9,24 +9,30 @@ Memory mapping ([COSMA] ../shared/reference/mappers.md), in two stages:
    intermediate is resident only after its producer ran; a residency that does not start at
    the producer's step is a load; a reloaded intermediate must have been spilled; the resident
    bytes at every step fit the budget. Objective ``traffic``: the non-compulsory bytes
-   (reloads and spills); ``time``: the sum over steps of max(compute, off-chip bytes /
-   bandwidth), with a spill's store charged at its producer's step.
+   (reloads and spills); ``time``: the makespan the evaluator's engine gives the schedule
+   (:func:`_time_objective`): each step's task is its load phase, its compute and its store
+   phase one after another; each unit runs its tasks in step order; a task starts when its
+   unit is free and its producers have finished. Only bandwidth sharing between tasks that
+   run at once on different units is left out, so the estimate is a lower bound of the
+   evaluator's figure whenever units overlap.
 2. **Offsets** (:func:`assign_offsets`): best-fit, largest buffers first; when best-fit leaves
    a buffer without room, a small non-overlap ILP over the buffers that share its steps repairs
    the placement (big-M disjunctions, only over co-resident pairs).
 
-A time-limited solve returns its incumbent with the solver's bound and gap; "optimal" is
-reported only when HiGHS proves it (PuLP's own status can say "Optimal" for a time-limited
-incumbent). :func:`peak_memory_schedule` is the peak-memory variant (no spills, minimise the
+Every solve goes through :func:`archsim.core.solve.solve`: one thread, a fixed seed, a limit
+on branch-and-bound nodes (and on wall-clock time only when the caller gives one), so the same
+problem gives the same mapping on any machine. A solve cut short by a limit returns its
+incumbent (or the best baseline, when that is better) with the solver's bound, gap and which
+limit stopped it; "optimal" is reported only when HiGHS proves it. :func:`peak_memory_schedule` is the peak-memory variant (no spills, minimise the
 peak) that defines the M_P budget. :func:`bind_units` (binding with overlap, minimising the
 makespan) and :func:`place_tiers` (SRAM/HBM/DDR placement for the RDU) are the other two ILPs.
 """
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, Sequence
 
+from archsim.core.solve import SolveLimits, new_var, solve
 from archsim.errors import MappingError
 from mappers.problem import Buffer, MappingProblem, MemorySchedule
 
@@ -36,61 +42,7 @@ OBJECTIVES = ("traffic", "time")
 JOINT_MAX_OPERATORS = 250
 
 
-# --------------------------------------------------------------------------- solver plumbing
-def _var(prob, name: str, lo=0, hi=1, cat: str = "Binary"):
-    import pulp
-
-    if hasattr(prob, "add_variable"):          # PuLP >= 3.3
-        return prob.add_variable(name, lo, hi, cat=cat)
-    return pulp.LpVariable(name, lo, hi, cat=cat)
-
-
-def solve(prob, time_limit_s: float = 30.0, msg: bool = False) -> dict[str, Any]:
-    """Solve a PuLP problem with HiGHS (CBC when highspy is missing) under a time limit.
-
-    Returns ``{"status", "objective", "bound", "gap", "seconds", "solver"}``; ``status`` is
-    ``optimal`` only when proven, ``time_limit`` for an incumbent at the limit (with its bound
-    and gap), ``infeasible``, or ``no_solution``."""
-    import pulp
-
-    t0 = time.perf_counter()
-    available = pulp.listSolvers(onlyAvailable=True)
-    if "HiGHS" in available:
-        solver = pulp.HiGHS(msg=msg, timeLimit=time_limit_s)
-        prob.solve(solver)
-        h = prob.solverModel
-        ms = h.modelStatusToString(h.getModelStatus()).lower()
-        info = h.getInfo()
-        has_sol = getattr(info, "primal_solution_status", 2) == 2
-        if "optimal" in ms:
-            status = "optimal"
-        elif "time" in ms:
-            status = "time_limit" if has_sol else "no_solution"
-        elif "infeasible" in ms:
-            status = "infeasible"
-        else:
-            status = ms.replace(" ", "_") if has_sol else "no_solution"
-        obj = info.objective_function_value if has_sol else None
-        bound = getattr(info, "mip_dual_bound", None)
-        gap = getattr(info, "mip_gap", None)
-        if bound is not None and not math.isfinite(bound):
-            bound = None
-        if gap is not None and not math.isfinite(gap):
-            gap = None
-        name = "highs"
-    else:
-        solver = pulp.PULP_CBC_CMD(msg=msg, timeLimit=time_limit_s)
-        prob.solve(solver)
-        st = pulp.LpStatus[prob.status]
-        status = {"Optimal": "optimal", "Infeasible": "infeasible"}.get(st, st.lower())
-        obj = pulp.value(prob.objective)
-        bound, gap, name = None, None, "cbc"
-        if status == "optimal" and time.perf_counter() - t0 >= 0.98 * time_limit_s:
-            status = "time_limit"          # CBC says Optimal for a timed-out incumbent
-    if status == "optimal":
-        bound, gap = obj, 0.0
-    return {"status": status, "objective": obj, "bound": bound, "gap": gap,
-            "seconds": time.perf_counter() - t0, "solver": name}
+_var = new_var
 
 
 class NoIncumbent(MappingError):
@@ -142,24 +94,29 @@ def _by(x, i, t):
 
 
 def memory_schedule(p: MappingProblem, *, objective: str = "traffic",
-                    time_limit_s: float = 30.0, offsets: bool = True) -> MemorySchedule:
+                    limits: SolveLimits | None = None, offsets: bool = True) -> MemorySchedule:
     """Stage 1 (and, with ``offsets``, stage 2) of the memory-mapping ILP; see module
-    docstring. Raises MappingError when the budget cannot hold some operator."""
+    docstring. ``limits``: the solver's work (and optional time) limits. Returns the schedule
+    with ``solver`` info: status, limit, objective, bound, gap, nodes, ``estimate`` (the ILP's
+    own figure of its objective: bytes for ``traffic``, cycles for ``time``). Raises
+    MappingError when the budget cannot hold some operator."""
     if objective not in OBJECTIVES:
         raise MappingError(f"objective must be one of {', '.join(OBJECTIVES)}, found "
                            f"{objective!r}")
+    limits = limits or SolveLimits()
     p.check_budget()
-    t0 = time.perf_counter()
     try:
-        sched = _stage1(p, objective, time_limit_s, p.budget_bytes)
+        sched = _stage1(p, objective, limits, p.budget_bytes)
     except NoIncumbent as exc:
         if exc.info["status"] == "infeasible":
             raise
-        return _baseline_fallback(p, exc.info, t0)
+        return _baseline_fallback(p, exc.info, limits, objective)
     stage1 = p.evaluate(sched).non_compulsory_bytes
     sched.solver["stage1_non_compulsory_bytes"] = stage1
+    if offsets and objective == "time":
+        return _offsets_for_time(p, sched, limits)
     if offsets:
-        assign_offsets(p, sched)
+        assign_offsets(p, sched, limits)
         best = sched
         # fragmentation cost traffic: stage 1 with a little less room may pack without it
         saved = p.budget_bytes
@@ -168,8 +125,8 @@ def memory_schedule(p: MappingProblem, *, objective: str = "traffic",
             if cost <= stage1 or int(saved * frac) < p.min_budget_bytes():
                 break
             try:
-                trial = _stage1(p, objective, time_limit_s, int(saved * frac))
-                assign_offsets(p, trial)
+                trial = _stage1(p, objective, limits, int(saved * frac))
+                assign_offsets(p, trial, limits)
             except MappingError:
                 continue
             if p.evaluate(trial).non_compulsory_bytes < cost:
@@ -179,16 +136,17 @@ def memory_schedule(p: MappingProblem, *, objective: str = "traffic",
         cost = p.evaluate(best).non_compulsory_bytes
         if cost > stage1 and p.n <= JOINT_MAX_OPERATORS:
             # fragmentation cost traffic: solve residency and offsets at once (COSMA's
-            # addresses in the ILP), within the time limit
+            # addresses in the ILP), within the limits
             try:
-                joint = _stage1(p, objective, time_limit_s, saved, addresses=True)
+                joint = _stage1(p, objective, limits, saved, addresses=True)
                 if p.evaluate(joint).non_compulsory_bytes < cost:
                     joint.solver.update(stage1_non_compulsory_bytes=stage1, joint=True)
                     best = joint
-            except MappingError as exc:      # no joint answer in time: keep the two-stage one
+            except MappingError as exc:      # no joint answer within the limits
                 best.solver["joint"] = f"not used: {exc}"
         mp = getattr(p, "_mp_schedule", None)
-        if mp is not None and p.budget_bytes >= mp.solver.get("arena_bytes", math.inf) and \
+        if mp is not None and objective == "traffic" and \
+                p.budget_bytes >= mp.solver.get("arena_bytes", math.inf) and \
                 p.evaluate(best).non_compulsory_bytes > 0:
             # the peak-optimal schedule already found is spill-free and fits
             best = MemorySchedule(list(mp.order), [Buffer(b.tensor, b.start, b.end, b.offset,
@@ -197,12 +155,39 @@ def memory_schedule(p: MappingProblem, *, objective: str = "traffic",
         sched = best
         if objective == "traffic":
             sched.solver["objective"] = p.evaluate(sched).non_compulsory_bytes
+            sched.solver["estimate"] = {"non_compulsory_bytes": sched.solver["objective"]}
             if sched.solver["status"] != "optimal":
-                fb = _baseline_fallback(p, sched.solver, t0)
+                fb = _baseline_fallback(p, sched.solver, limits, objective)
                 if fb.solver["objective"] < sched.solver["objective"]:
                     return fb
                 _set_gap(sched.solver)
-    sched.solver["seconds"] = time.perf_counter() - t0
+    return sched
+
+
+def _offsets_for_time(p: MappingProblem, sched: MemorySchedule,
+                      limits: SolveLimits) -> MemorySchedule:
+    """Stage 2 for the time objective: offsets for the stage-1 schedule; when placing them
+    costs reloads (a split buffer), the joint ILP (addresses inside) is tried and kept if its
+    estimate beats the repaired schedule's (the stage-1 estimate plus the repair bytes' load
+    time)."""
+    assign_offsets(p, sched, limits)
+    repair = sched.solver.get("repair_bytes", 0)
+    if not repair:
+        return sched
+    est = sched.solver["estimate"]["cycles"] + repair / p.load_bytes_per_cycle
+    sched.solver["estimate"] = {"cycles": round(est, 3)}
+    sched.solver["note"] = ("offsets split buffers: the estimate adds their reload time to "
+                            "the ILP's makespan")
+    if p.n > JOINT_MAX_OPERATORS:
+        return sched
+    try:
+        joint = _stage1(p, "time", limits, p.budget_bytes, addresses=True)
+    except MappingError as exc:
+        sched.solver["joint"] = f"not used: {exc}"
+        return sched
+    if joint.solver["estimate"]["cycles"] < est:
+        joint.solver["joint"] = True
+        return joint
     return sched
 
 
@@ -212,9 +197,10 @@ def _set_gap(info: dict) -> None:
         info["gap"] = (obj - bound) / obj if obj > 0 else 0.0
 
 
-def _baseline_fallback(p: MappingProblem, info: dict, t0: float) -> MemorySchedule:
-    """The better of the Belady and XLA-style baselines, labelled with the ILP's (time-limited)
-    status and bound: a time-out never returns less than the baselines give."""
+def _baseline_fallback(p: MappingProblem, info: dict, limits: SolveLimits,
+                       objective: str) -> MemorySchedule:
+    """The better of the Belady and XLA-style baselines, labelled with the ILP's status,
+    limit and bound: a solve cut short never returns less than the baselines give."""
     from mappers.greedy import belady_schedule, xla_schedule
 
     cands = []
@@ -224,20 +210,29 @@ def _baseline_fallback(p: MappingProblem, info: dict, t0: float) -> MemorySchedu
         except MappingError:
             continue
     if not cands:
-        raise MappingError("memory ILP: no solution within the time limit and no baseline "
-                           "schedule fits; give a longer --time-limit")
+        raise MappingError(f"memory ILP: no solution within {limits.describe()} and no "
+                           f"baseline schedule fits; {limits.advice()}")
     best = min(cands, key=lambda s: p.evaluate(s).non_compulsory_bytes)
     best.mapper = "ilp"
-    status = info.get("status", "time_limit")
-    best.solver = dict(info, status="time_limit" if status != "optimal" else status,
-                       objective=p.evaluate(best).non_compulsory_bytes,
-                       note="no better ILP incumbent within the time limit: best baseline "
-                            "schedule returned", seconds=time.perf_counter() - t0)
-    _set_gap(best.solver)
+    status = info.get("status")
+    if status not in ("time_limit", "node_limit"):
+        status = "time_limit" if info.get("limit") == "time" else "node_limit"
+    traffic = p.evaluate(best).non_compulsory_bytes
+    best.solver = dict(info, status=status,
+                       limit=info.get("limit") or ("time" if status == "time_limit"
+                                                   else "nodes"),
+                       objective=traffic,
+                       note=f"no better ILP incumbent within {limits.describe()}: best "
+                            f"baseline schedule returned")
+    best.solver["estimate"] = {"non_compulsory_bytes": traffic}
+    if objective == "time":
+        best.solver.update(objective=None, bound=None, gap=None)
+    else:
+        _set_gap(best.solver)
     return best
 
 
-def _stage1(p: MappingProblem, objective: str, time_limit_s: float,
+def _stage1(p: MappingProblem, objective: str, limits: SolveLimits,
             budget: int, addresses: bool = False) -> MemorySchedule:
     import pulp
 
@@ -274,41 +269,29 @@ def _stage1(p: MappingProblem, objective: str, time_limit_s: float,
     addr = _address_model(prob, p, r, budget) if addresses else None
     traffic = pulp.lpSum(p.tensors[a].size * v for (a, _), v in ld.items()) + \
         pulp.lpSum(p.tensors[a].size * v for a, v in sp.items())
+    makespan = None
     if objective == "traffic":
         prob += traffic
     else:
-        bw = p.slow_bytes_per_cycle
-        steps = []
-        for t in range(p.n):
-            T = _var(prob, f"T_{t}", 0, None, "Continuous")
-            prob += T >= pulp.lpSum(p.ops[i].compute_cycles * x[i, t]
-                                    for i in range(p.n) if (i, t) in x)
-            moved = [p.tensors[a].size * ld[a, s] for (a, s) in ld if s == t]
-            for a, v in sp.items():
-                q = p.tensors[a].producer
-                if (q, t) in x:
-                    z = _var(prob, f"z_{a}_{t}"[:60] + f"_{len(steps)}", 0, 1, "Continuous")
-                    prob += z >= v + x[q, t] - 1
-                    moved.append(p.tensors[a].size * z)
-            for info in p.tensors.values():
-                if info.is_output and info.producer is not None and (info.producer, t) in x:
-                    moved.append(info.size * x[info.producer, t])
-            prob += T >= pulp.lpSum(moved) / bw
-            steps.append(T)
-        prob += pulp.lpSum(steps)
-    res = solve(prob, time_limit_s)
+        makespan = _time_objective(prob, p, x, rng, ld, sp)
+        # ties between equally fast schedules go to the one that moves fewer bytes
+        prob += makespan + traffic / (p.load_bytes_per_cycle * 1000.0)
+    res = solve(prob, limits)
     if res["status"] in ("infeasible", "no_solution"):
         raise NoIncumbent(
             f"memory ILP: {res['status'].replace('_', ' ')} at a budget of {budget} bytes "
-            f"within {time_limit_s:g} s" + ("" if res["status"] == "infeasible" else
-                                           "; give a longer --time-limit"), res)
+            f"within {limits.describe()}" + ("" if res["status"] == "infeasible" else
+                                             f"; {limits.advice()}"), res)
     order = [None] * p.n
     for (i, t), v in x.items():
         if (v.value() or 0) > 0.5:
             order[t] = i
     resident = {a: [t for t in range(lo, hi + 1) if (r[a, t].value() or 0) > 0.5]
                 for a, (lo, hi) in win.items()}
-    sched = schedule_from_residency(p, order, resident, mapper="ilp")
+    # the time objective charges a load at the step its residency starts (a prefetch may
+    # start before the first use); keep those starts so the evaluator charges the same
+    sched = schedule_from_residency(p, order, resident, mapper="ilp",
+                                    prefetch=objective == "time")
     if addr is not None:
         for b in sched.buffers:
             b.offset = int(round(addr[b.tensor, b.start].value()))
@@ -318,10 +301,75 @@ def _stage1(p: MappingProblem, objective: str, time_limit_s: float,
         res["objective"] = cost.non_compulsory_bytes
         if res["bound"] is not None:
             res["bound"] = max(0.0, res["bound"] - _input_bytes(p))
+        res["estimate"] = {"non_compulsory_bytes": cost.non_compulsory_bytes}
+    else:
+        est = float(makespan.value())
+        res["objective"] = est
+        if res["bound"] is not None:
+            res["bound"] = min(res["bound"], est)
+        _set_gap(res)
+        res["estimate"] = {"cycles": round(est, 3)}
     res["compulsory_bytes"] = compulsory
     res["objective_kind"] = objective
     sched.solver = res
     return sched
+
+
+def _time_objective(prob, p: MappingProblem, x, rng, ld, sp):
+    """The makespan of the schedule as the evaluator's engine runs it (returned as a PuLP
+    variable, constrained here).
+
+    Step ``t``'s task lasts ``D_t`` = its operator's stand-alone compute time + the bytes it
+    loads before it and stores after it at the load/store rate (the engine runs load, compute
+    and store as consecutive phases). A spill is stored by the producer's task; a graph
+    output likewise. Each unit runs its tasks in step order (``F[u, t]``: when unit ``u`` is
+    free after step ``t``); a task starts when its unit is free and its producers have ended
+    (``E_i``). Big-M constraints switch these on for the operator ``x`` puts at each step.
+    Bandwidth sharing between tasks running at once is not modelled (a lower bound there)."""
+    import pulp
+
+    bw = p.load_bytes_per_cycle
+    # a safe big-M: every operator serially plus every byte the model can move
+    movable = sum(p.tensors[a].size for (a, _) in ld) + \
+        sum(p.tensors[a].size for a in sp) + \
+        sum(i.size for i in p.tensors.values() if i.is_output and i.producer is not None)
+    H = sum(o.compute_cycles for o in p.ops) + movable / bw + 1.0
+    units = sorted({o.unit for o in p.ops})
+    S, D = [], []
+    for t in range(p.n):
+        here = [i for i in range(p.n) if (i, t) in x]
+        moved = [p.tensors[a].size * v for (a, s), v in ld.items() if s == t]
+        for a, v in sp.items():
+            q = p.tensors[a].producer
+            if (q, t) in x:
+                z = _var(prob, f"z_{t}_{len(moved)}", 0, 1, "Continuous")
+                prob += z >= v + x[q, t] - 1
+                moved.append(p.tensors[a].size * z)
+        for info in p.tensors.values():
+            if info.is_output and info.producer is not None and (info.producer, t) in x:
+                moved.append(info.size * x[info.producer, t])
+        D.append(pulp.lpSum(p.ops[i].compute_cycles * x[i, t] for i in here) +
+                 pulp.lpSum(moved) / bw)
+        S.append(_var(prob, f"S_{t}", 0, None, "Continuous"))
+    free_prev = {u: 0 for u in units}
+    for t in range(p.n):
+        for u in units:
+            on = pulp.lpSum(x[i, t] for i in range(p.n) if (i, t) in x and p.ops[i].unit == u)
+            F = _var(prob, f"F_{u}_{t}"[:40] + f"_{t}", 0, None, "Continuous")
+            prob += F >= free_prev[u]
+            prob += S[t] >= free_prev[u] - H * (1 - on)
+            prob += F >= S[t] + D[t] - H * (1 - on)
+            free_prev[u] = F
+    E = [_var(prob, f"E_{i}", 0, None, "Continuous") for i in range(p.n)]
+    for i in range(p.n):
+        for t in range(rng[i][0], rng[i][1] + 1):
+            prob += E[i] >= S[t] + D[t] - H * (1 - x[i, t])
+            for q in p.preds[i]:
+                prob += S[t] >= E[q] - H * (1 - x[i, t])
+    span = _var(prob, "makespan", 0, None, "Continuous")
+    for u in units:
+        prob += span >= free_prev[u]
+    return span
 
 
 def _address_model(prob, p: MappingProblem, r, budget: int):
@@ -354,9 +402,11 @@ def _input_bytes(p: MappingProblem) -> int:
 
 
 def schedule_from_residency(p: MappingProblem, order: Sequence[int],
-                            resident: dict[str, Sequence[int]], mapper: str) -> MemorySchedule:
+                            resident: dict[str, Sequence[int]], mapper: str,
+                            prefetch: bool = False) -> MemorySchedule:
     """Buffers from per-tensor resident steps (runs of consecutive steps), trimmed to the steps
-    between a buffer's creation or first use and its last use."""
+    between a buffer's creation or first use and its last use. With ``prefetch`` a loaded
+    buffer keeps the start of its run (the load is issued by that step's task)."""
     pos = {o: t for t, o in enumerate(order)}
     buffers, spilled = [], set()
     for a, steps in resident.items():
@@ -369,7 +419,7 @@ def schedule_from_residency(p: MappingProblem, order: Sequence[int],
             inside = [u for u in uses if s <= u <= e]
             if not inside:
                 continue
-            start = s if make is not None and s == make else inside[0]
+            start = s if (make is not None and s == make) or prefetch else inside[0]
             end = inside[-1]
             buffers.append(Buffer(a, start, end, None, not (make is not None and start == make)))
         if info.producer is not None and not info.is_output and \
@@ -413,8 +463,8 @@ def best_fit(p: MappingProblem, buffers: Sequence[Buffer], budget: int) -> list[
     return failed
 
 
-def assign_offsets(p: MappingProblem, sched: MemorySchedule, time_limit_s: float = 5.0,
-                   split: bool = True) -> None:
+def assign_offsets(p: MappingProblem, sched: MemorySchedule,
+                   limits: SolveLimits | None = None, split: bool = True) -> None:
     """Stage 2: offsets for ``sched.buffers`` in ``p.budget_bytes``. Best-fit first; where it
     leaves a buffer without room, a non-overlap ILP re-places the buffers sharing its steps
     (up to 60 of them); if that fails too and ``split`` is set, the buffers resident at the
@@ -427,7 +477,7 @@ def assign_offsets(p: MappingProblem, sched: MemorySchedule, time_limit_s: float
         failed = best_fit(p, sched.buffers, budget)
         if not failed:
             break
-        if _repair_ilp(p, sched, failed, budget, time_limit_s):
+        if _repair_ilp(p, sched, failed, budget, limits):
             break
         if not split:
             raise MappingError(
@@ -442,7 +492,7 @@ def assign_offsets(p: MappingProblem, sched: MemorySchedule, time_limit_s: float
 
 
 def _repair_ilp(p: MappingProblem, sched: MemorySchedule, failed, budget: int,
-                time_limit_s: float) -> bool:
+                limits: SolveLimits | None) -> bool:
     import pulp
 
     steps = set()
@@ -464,8 +514,8 @@ def _repair_ilp(p: MappingProblem, sched: MemorySchedule, failed, budget: int,
         y = _var(prob, f"y_{k}")
         prob += off[id(b)] + sb <= oc + budget * y
         prob += oc + sc <= off[id(b)] + budget * (1 - y)
-    res = solve(prob, time_limit_s)
-    if res["status"] not in ("optimal", "time_limit"):
+    res = solve(prob, limits)
+    if res["status"] not in ("optimal", "node_limit", "time_limit"):
         for b in failed:
             b.offset = None
         return False
@@ -503,7 +553,8 @@ def _split_at(p: MappingProblem, sched: MemorySchedule, step: int) -> None:
 
 
 # --------------------------------------------------------------------------- M_P
-def peak_memory_schedule(p: MappingProblem, time_limit_s: float = 30.0) -> MemorySchedule:
+def peak_memory_schedule(p: MappingProblem, limits: SolveLimits | None = None
+                         ) -> MemorySchedule:
     """The spill-free schedule with the least peak over the allowed orders, with offsets;
     ``solver["arena_bytes"]`` is its arena (M_P)."""
     import pulp
@@ -527,7 +578,7 @@ def peak_memory_schedule(p: MappingProblem, time_limit_s: float = 30.0) -> Memor
     for t in range(p.n):
         prob += peak >= pulp.lpSum(p.tensors[a].size * r[a, s] for (a, s) in r if s == t)
     prob += peak
-    res = solve(prob, time_limit_s)
+    res = solve(prob, limits)
     if res["status"] in ("infeasible", "no_solution"):
         order = list(range(p.n))                 # program order is always spill-free
     else:
@@ -555,7 +606,7 @@ def peak_memory_schedule(p: MappingProblem, time_limit_s: float = 30.0) -> Memor
 
 
 # --------------------------------------------------------------------------- unit binding
-def bind_units(cascade, design, *, time_limit_s: float = 30.0,
+def bind_units(cascade, design, *, limits: SolveLimits | None = None,
                units: Sequence[str] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
     """Bind einsums to units (e.g. NPU vs PIM, xPU vs Logic-PIM) minimising the makespan with
     overlap: each einsum's duration on each unit comes from the evaluator's unit model
@@ -611,9 +662,12 @@ def bind_units(cascade, design, *, time_limit_s: float = 30.0,
                     prob += s[f] >= s[e] + d[e] - horizon * (1 - y) - horizon * (1 - both)
                     prob += s[e] >= s[f] + d[f] - horizon * y - horizon * (1 - both)
     prob += span
-    res = solve(prob, time_limit_s)
+    limits = limits or SolveLimits()
+    res = solve(prob, limits)
     if res["status"] in ("infeasible", "no_solution"):
-        raise MappingError(f"binding ILP: {res['status']} within {time_limit_s:g} s")
+        raise MappingError(f"binding ILP: {res['status'].replace('_', ' ')} within "
+                           f"{limits.describe()}; {limits.advice()}")
+    res["estimate"] = {"cycles": round(float(res["objective"]), 3)}
     binding = {e: max((u for u in units if (e, u) in b), key=lambda u: b[e, u].value() or 0)
                for e in order}
     return binding, res
@@ -621,7 +675,7 @@ def bind_units(cascade, design, *, time_limit_s: float = 30.0,
 
 # --------------------------------------------------------------------------- RDU tiers
 def place_tiers(cascade, design, *, sockets_reserve_bytes: float = 0.0,
-                time_limit_s: float = 30.0) -> tuple[dict[str, str], dict[str, Any]]:
+                limits: SolveLimits | None = None) -> tuple[dict[str, str], dict[str, Any]]:
     """Place the persistent tensors of an RDU workload in SRAM, HBM or DDR, minimising the
     largest per-tier streaming time (bytes touched per run / tier bandwidth), within each
     tier's capacity. Returns (tiers for :func:`archsim.rdu.simulate_cascade`, solver info)."""
@@ -651,7 +705,7 @@ def place_tiers(cascade, design, *, sockets_reserve_bytes: float = 0.0,
         prob += pulp.lpSum(held[t] * y[t, k] for t in held) <= cap[k]
         prob += z >= pulp.lpSum(touched[t] / bw[k] * y[t, k] for t in held)
     prob += z
-    res = solve(prob, time_limit_s)
+    res = solve(prob, limits)
     if res["status"] in ("infeasible", "no_solution"):
         raise MappingError(f"tier placement: the persistent tensors "
                            f"({sum(held.values()) / 1e9:.2f} GB) do not fit the tiers")

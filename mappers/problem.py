@@ -134,6 +134,9 @@ class MappingProblem:
         bw = design.bandwidth_bytes_per_cycle
         self.fast_bytes_per_cycle = bw[self.fast]
         self.slow_bytes_per_cycle = bw[self.slow]
+        #: rate of a load or store between the two levels (the slower one bounds it, as in
+        #: the engine, where such a phase moves its bytes on both)
+        self.load_bytes_per_cycle = min(self.fast_bytes_per_cycle, self.slow_bytes_per_cycle)
         inputs, outputs = set(cascade.inputs()), set(cascade.outputs())
         for rep in cascade.repeats:          # a repeat's carried tensors cross instances
             for out, inp in rep.carry:
@@ -439,6 +442,9 @@ class MappingProblem:
                 "budget_bytes": int(self.budget_bytes), "window": self.window}
         if sched.solver:
             info["solver"] = dict(sched.solver)
+        # the mapper's own figure of what it optimised (traffic unless it says otherwise)
+        info["estimate"] = dict((sched.solver or {}).get("estimate") or
+                                {"non_compulsory_bytes": cost.non_compulsory_bytes})
         return Mapping(binding=dict(self.binding), order=list(sched.order),
                        placement={t: self.fast for t in self.cascade.tensors},
                        mapper=sched.mapper, info=info, memory=memory)

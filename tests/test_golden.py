@@ -28,9 +28,17 @@ def test_golden_case_reproduces(path):
     assert "expected" in case, f"{path.name}: run `archsim regress --update` to record it"
     new = regress.figures(regress.run_case(case, str(path)))
     assert regress.diff(case["expected"], new) == []
+    from archsim.core.identity import model_version
+
+    assert case.get("model_version") == model_version(regress.case_family(case)), \
+        f"{path.name}: recorded by another model version; run `archsim regress --update`"
 
 
-def test_regress_reports_a_changed_figure(tmp_path):
+def test_regress_reports_a_changed_figure(tmp_path, monkeypatch):
+    """A changed figure shows as a diff; --update refuses it while the family's model
+    version is the recorded one, and records it once the version is bumped."""
+    from archsim.core import identity
+
     src = GOLDEN / "sa128_mlp.json"
     dst = tmp_path / src.name
     shutil.copy(src, dst)
@@ -42,5 +50,9 @@ def test_regress_reports_a_changed_figure(tmp_path):
                               f"{case['expected']['cycles'] - 10:,} "
                               f"({-1000 / case['expected']['cycles']:+.3f}%)"]
     assert regress.main(tmp_path) == 1
+    assert regress.main(tmp_path, update=True) == 1            # refused: no version bump
+    assert json.loads(dst.read_text()) == case                 # nothing written
+    monkeypatch.setitem(identity.MODEL_VERSIONS, "graph", identity.MODEL_VERSIONS["graph"] + 1)
     assert regress.main(tmp_path, update=True) == 0
     assert regress.check(tmp_path)["sa128_mlp"] == []
+    assert json.loads(dst.read_text())["model_version"] == identity.model_version("graph")

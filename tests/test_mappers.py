@@ -97,18 +97,49 @@ def test_infeasible_budget_says_why(npu):
         p.set_budget("lots")
 
 
-def test_time_limit_returns_incumbent_with_gap(npu):
-    """A solve cut short is never reported optimal: it returns its incumbent (or the best
-    baseline) with the bound and gap."""
-    p = MappingProblem(graphs.inception_like(2), npu, window=8, budget_bytes="MR")
-    s = memory_schedule(p, time_limit_s=2)
-    assert s.solver["status"] == "time_limit"
+def _hard_problem(npu):
+    """A memory ILP that branch and bound does not close at its root (an inception-like
+    graph, operators free to move 4 steps: about 80 nodes to prove), so a node limit of 1
+    stops it with a gap."""
+    return MappingProblem(graphs.inception_like(1), npu, window=4, budget_bytes="MR")
+
+
+def test_node_limit_returns_incumbent_with_gap(npu):
+    """A solve cut short by its work limit is never reported optimal: it returns its
+    incumbent (or the best baseline) with the bound, the gap and limit: nodes -- and, being
+    a limit on work, the same answer every time."""
+    from archsim.core.solve import SolveLimits
+
+    p = _hard_problem(npu)
+    s = memory_schedule(p, limits=SolveLimits(nodes=1))
+    assert s.solver["status"] == "node_limit" and s.solver["limit"] == "nodes"
     assert s.solver["gap"] is not None and s.solver["gap"] > 0
     assert s.solver["bound"] <= s.solver["objective"]
     assert s.solver["objective"] == p.evaluate(s).non_compulsory_bytes
     best = min(p.evaluate(belady_schedule(p)).non_compulsory_bytes,
                p.evaluate(xla_schedule(p)).non_compulsory_bytes)
     assert s.solver["objective"] <= best
+    again = memory_schedule(_hard_problem(npu), limits=SolveLimits(nodes=1))
+    assert (again.order, again.solver) == (s.order, s.solver)
+    full = memory_schedule(_hard_problem(npu))
+    assert full.solver["status"] == "optimal" and full.solver["limit"] is None
+    assert full.solver["objective"] <= s.solver["objective"]
+
+
+def test_time_limit_is_explicit_and_marked(npu):
+    """A wall-clock limit only when asked for, and its result says so (limit: time). A
+    limit of a microsecond stops any machine before the root is solved, so the answer is the
+    best baseline, labelled as such."""
+    from archsim.core.solve import SolveLimits
+
+    assert SolveLimits().time_s is None
+    p = _hard_problem(npu)
+    s = memory_schedule(p, limits=SolveLimits(time_s=1e-6))
+    assert s.solver["status"] == "time_limit" and s.solver["limit"] == "time"
+    assert "baseline" in s.solver["note"]
+    best = min(p.evaluate(belady_schedule(p)).non_compulsory_bytes,
+               p.evaluate(xla_schedule(p)).non_compulsory_bytes)
+    assert s.solver["objective"] == best
 
 
 def test_exhaustive_refuses_big_graphs(npu):
@@ -117,12 +148,22 @@ def test_exhaustive_refuses_big_graphs(npu):
         exhaustive_schedule(p)
 
 
-def test_time_objective_is_no_slower(npu):
-    cas = graphs.decoder_block(128, 32)
-    p = MappingProblem(cas, npu, budget_bytes="MR")
+@pytest.mark.parametrize("graph", ["decoder", "densenet", "resnet"])
+@pytest.mark.parametrize("budget", ["MR", "MH"])
+def test_time_objective_models_the_evaluator(npu, graph, budget):
+    """The time objective's own estimate is the evaluator's figure (within a cycle of
+    rounding, plus what bandwidth sharing between overlapping units adds), and the schedule
+    it picks is never slower than the traffic-optimal one."""
+    cas = {"decoder": graphs.decoder_block(128, 32), "densenet": graphs.densenet_like(4),
+           "resnet": graphs.resnet_like(4)}[graph]
+    p = MappingProblem(cas, npu, budget_bytes=budget)
     r_traffic = simulate(npu, cas, p.to_mapping(memory_schedule(p)))
-    r_time = simulate(npu, cas, p.to_mapping(memory_schedule(p, objective="time")))
-    assert r_time.cycles <= r_traffic.cycles * 1.05
+    m_time = p.to_mapping(memory_schedule(p, objective="time"))
+    r_time = simulate(npu, cas, m_time)
+    est = r_time.estimate
+    assert est["quantity"] == "cycles" and est["evaluator"] == r_time.cycles
+    assert est["mapper"] <= r_time.cycles <= est["mapper"] * 1.01 + 1
+    assert r_time.cycles <= r_traffic.cycles
 
 
 # --------------------------------------------------------------------------- evaluator
@@ -135,7 +176,11 @@ def test_evaluator_charges_the_memory_plan(npu, tmp_path):
         assert backing == m.info["compulsory_bytes"] + m.info["non_compulsory_bytes"], name
         d = r.to_dict()
         assert d["non_compulsory_bytes"] == m.info["non_compulsory_bytes"]
-        assert set(d["solver"]) == {"status", "objective", "bound", "gap", "seconds"}
+        assert set(d["solver"]) == {"status", "limit", "objective", "bound", "gap", "nodes"}
+        # the mapper's own figure beside the evaluator's: for traffic they agree exactly
+        assert d["estimate"]["quantity"] == "non_compulsory_bytes"
+        assert d["estimate"]["mapper"] == d["estimate"]["evaluator"] == \
+            m.info["non_compulsory_bytes"]
     path = tmp_path / "m.json"
     m.save(path)
     again = Mapping.load(path)
@@ -160,7 +205,7 @@ def test_mappings_are_deterministic(npu):
 def test_binding_ilp_and_op_per_byte_rule():
     d = load_design("neupims")
     cas = dataflow.model_graph("gpt3-7b", "decode", 4, 256, tp=4, layers=1)
-    binding, res = bind_units(cas, d, time_limit_s=20)
+    binding, res = bind_units(cas, d)
     assert res["status"] == "optimal" and set(binding) == {e.name for e in cas.einsums}
     m = get_mapper("ilp-binding")(cas, d)
     assert simulate(d, cas, m).cycles > 0
@@ -190,7 +235,7 @@ def test_tier_ilp_for_the_rdu():
 def test_cli_map_ilp_json_and_plot(tmp_path, capsys):
     out, fig = tmp_path / "r.json", tmp_path / "mem.png"
     assert main(["map", "--design", "npu", "--cascade", "mlp", "--ranks", "m=256",
-                 "--mapper", "ilp", "--budget", "MR", "--time-limit", "20",
+                 "--mapper", "ilp", "--budget", "MR", "--node-limit", "5000",
                  "--json", str(out), "--plot", str(fig)]) == 0
     text = capsys.readouterr().out
     assert "memory plan in 'spm'" in text and "non-compulsory" in text
@@ -206,7 +251,11 @@ def test_cli_map_ilp_json_and_plot(tmp_path, capsys):
     (["map", "--design", "npu", "--cascade", "mlp", "--ranks", "m=256", "--mapper", "ilp",
       "--budget", "100"], "alone needs"),
     (["map", "--design", "npu", "--cascade", "mlp", "--mapper", "exhaustive", "--ranks",
-      "m=64,d=64,h=64", "--time-limit", "-1"], "--time-limit must be positive"),
+      "m=64,d=64,h=64", "--time-limit", "-1"], "--time-limit must be a positive number"),
+    (["map", "--design", "npu", "--cascade", "mlp", "--mapper", "ilp", "--ranks",
+      "m=64,d=64,h=64", "--time-limit", "nan"], "--time-limit must be a positive number"),
+    (["map", "--design", "npu", "--cascade", "mlp", "--mapper", "ilp", "--ranks",
+      "m=64,d=64,h=64", "--node-limit", "0"], "--node-limit must be a positive"),
     (["map", "--design", "sn40l", "--model", "llama2-7b"], "simulate --design sn40l"),
     (["map", "--design", "npu", "--cascade", "mlp", "--mapper", "magic"], "unknown mapper"),
 ])

@@ -66,14 +66,10 @@ def test_invalid_action_is_refused(pool):
 
 @pytest.mark.slow
 def test_short_training_beats_random_and_is_deterministic(tmp_path, held_out):
-    """A few thousand steps (< 60 s) already beat uniformly random placement on held-out
-    graphs; the same seed gives the same policy and the same mappings."""
-    import time
-
-    t0 = time.perf_counter()
+    """A few thousand steps already beat uniformly random placement on held-out graphs; the
+    same seed gives the same policy and the same mappings."""
     a = rl.train(steps=4096, seed=11, problems=16, out=tmp_path / "a.zip", progress=False,
                  n_steps=512)
-    assert time.perf_counter() - t0 < 60
     b = rl.train(steps=4096, seed=11, problems=16, out=tmp_path / "b.zip", progress=False,
                  n_steps=512)
     pa, pb = rl.NumpyPolicy.load(a["numpy_policy"]), rl.NumpyPolicy.load(b["numpy_policy"])
@@ -98,7 +94,8 @@ def test_shipped_policy_maps_builtin_designs():
         m = get_mapper("rl")(cas, d, budget="MR")
         r = simulate(d, cas, m)
         assert r.memory[m.memory["backing"]].read_bytes > 0
-        assert m.info["solver"]["solver"] == "rl" and m.info["solver"]["seconds"] < 1
+        assert m.info["solver"]["solver"] == "rl"
+        assert "seconds" not in m.info["solver"]          # no wall-clock time in results
 
 
 def test_best_of_k_is_no_worse(held_out):

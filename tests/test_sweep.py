@@ -47,10 +47,8 @@ def test_local_and_dask_give_identical_results(tmp_path):
     b = sweep.run_sweep(spec, tmp_path / "dask.csv", workers=2, scheduler="local",
                         progress=False)
     assert a.ran == b.ran == 4 and b.scheduler.startswith("dask LocalCluster")
-    def by_key(rows):
-        return {r["key"]: {k: v for k, v in r.items() if k != "elapsed_s"} for r in rows}
-
-    assert by_key(_rows(tmp_path / "local.csv")) == by_key(_rows(tmp_path / "dask.csv"))
+    # the same points in the same order: the files are byte for byte the same
+    assert (tmp_path / "local.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
     assert all(r["status"] == "ok" for r in _rows(tmp_path / "local.csv"))
 
 
@@ -63,8 +61,7 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path):
     cmd = [sys.executable, "-m", "archsim.cli", "sweep", str(spec), "--out", str(out),
            "--workers", "1", "--quiet"]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path)
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    while proc.poll() is None:                 # no wall-clock bound: a slow machine waits
         if out.exists() and out.read_text().count("\n") >= 21:
             break
         time.sleep(0.01)

@@ -2,7 +2,7 @@
 ``archsim validate neupims`` and the notebooks use."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from archsim.errors import UserError
@@ -60,11 +60,13 @@ class ServeRun:
 
     result: ServingResult
     config: dict[str, Any]
+    identity: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: the result's fields plus ``config``."""
+        """JSON form: the result's fields plus ``config`` and ``identity``."""
         d = self.result.to_dict()
         d["config"] = dict(self.config)
+        d["identity"] = dict(self.identity)
         return d
 
 
@@ -137,4 +139,6 @@ def serve(design: Design | str, model, *, dataset: str = "sharegpt", batch: int 
     if xpu_style:
         config.update(placement=model_s.placement, expert_coprocessing=model_s.expert_cop,
                       attention_coprocessing=model_s.attention_cop)
-    return ServeRun(result=result, config=config)
+    from archsim.core.identity import identity
+
+    return ServeRun(result=result, config=config, identity=identity(design, family="graph"))

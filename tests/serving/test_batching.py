@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -201,13 +200,11 @@ def test_progress_bar_on_stderr(capsys):
     assert cap.out == "" and "req" in cap.err
 
 
-def test_loop_overhead_1000_requests_batch_256():
+def test_1000_requests_batch_256_all_served():
+    """The loop's speed is measured by benchmarks/bench_serve.py; here: every token served."""
     trace = build_trace("sharegpt", 1000, None, 0)
-    t0 = time.perf_counter()
     r = simulate_serving(trace, ConstModel(1e-3), max_batch=256, kv_capacity_tokens=10**9)
-    elapsed = time.perf_counter() - t0
     assert r.iterations > 1500 and r.output_tokens_total == sum(t.output_tokens for t in trace)
-    assert elapsed < 3.0, f"loop took {elapsed:.2f} s"
 
 
 @pytest.mark.parametrize("suffix", [".png", ".svg"])

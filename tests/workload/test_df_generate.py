@@ -1,6 +1,5 @@
 """Random cascades: determinism, speed and (with hypothesis) validity and finite evaluation."""
 
-import time
 
 import numpy as np
 import pytest
@@ -30,13 +29,11 @@ def test_mixes_einsum_kinds():
     assert cascade.dag().number_of_edges() >= 100
 
 
-def test_thousand_einsums_are_fast():
-    random_cascade(50, seed=0)                       # warm caches and imports
-    start = time.perf_counter()
+def test_thousand_einsums():
+    """Generation speed is a benchmark (benchmarks/bench_simulate.py), not a test."""
     cascade = random_cascade(1000, seed=11)
-    elapsed_s = time.perf_counter() - start
     assert len(cascade.einsums) == 1000
-    assert elapsed_s < 0.5          # typically ~0.1 s; generous bound for loaded CI machines
+    assert cascade.dag().number_of_nodes() == 1000
 
 
 def test_argument_errors():

@@ -1,0 +1,89 @@
+"""What a result is a result *of*: its family, model version, inputs and archsim version.
+
+archsim has three model families, each a set of formulas with its own version:
+
+* ``graph``   -- the event-driven evaluator and its unit models, and the serving models built
+  on them (NPU, NPU+PIM, GPU, Duplex-style xPU + PIM);
+* ``spatial`` -- the spatial attention arrays (FuseMax, FLAT, unfused);
+* ``rdu``     -- the dataflow RDU section model and Composition of Experts (SN40L).
+
+:data:`MODEL_VERSIONS` holds each family's version. **Bump a family's number in the same
+commit as any change of one of its formulas** (anything that can move a figure of a result):
+it is part of every result's identity and of the sweep cache key, so a resumed sweep re-runs
+the points a changed model would answer differently. ``archsim regress --update`` refuses to
+record a changed golden figure while its family's version is the one the golden was recorded
+with, which makes the bump hard to forget.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from archsim.spec import Design
+
+FAMILIES = ("graph", "spatial", "rdu")
+
+#: Model version of each family (see the module docstring: bump on every formula change).
+MODEL_VERSIONS: dict[str, int] = {
+    # 1: first versioned release (0.2.0): the memory plan's spill is stored by its
+    #    producer's task (write-back at creation), no longer after its first buffer's last use
+    "graph": 1,
+    "spatial": 1,
+    "rdu": 1,
+}
+
+
+def family_of(design: "Design") -> str:
+    """The family whose model answers for ``design``: ``rdu`` for a design with an ``rdu``
+    section, ``spatial`` for one with a ``spatial`` policy, else ``graph``."""
+    if getattr(design, "rdu", None) is not None:
+        return "rdu"
+    if getattr(design, "spatial", None) is not None:
+        return "spatial"
+    return "graph"
+
+
+def model_version(family: str) -> str:
+    """``family-N``: the family and its model version, as results and cache keys carry it."""
+    if family not in MODEL_VERSIONS:
+        raise KeyError(f"unknown model family {family!r}; families: {', '.join(FAMILIES)}")
+    return f"{family}-{MODEL_VERSIONS[family]}"
+
+
+def portable_source(source: str) -> str:
+    """How a design's source appears in results: ``builtin:NAME`` for a built-in design (the
+    same on every machine and checkout), else the path as it was given."""
+    from archsim.spec import builtin_designs_dir
+
+    try:
+        p = Path(source)
+        if p.suffix in (".yaml", ".yml") and p.resolve().parent == \
+                builtin_designs_dir().resolve():
+            return f"builtin:{p.stem}"
+    except (OSError, ValueError):
+        pass
+    return source
+
+
+def identity(design: "Design", *, family: str | None = None,
+             workload_hash: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The identity block of a result: ``family``, ``model_version``, ``archsim_version``,
+    ``design``, ``design_hash``, ``design_source`` (portable), ``overrides`` and, when given,
+    ``workload_hash`` and ``extra`` fields (e.g. the baseline family of a comparison)."""
+    from archsim import __version__
+
+    family = family or family_of(design)
+    out: dict[str, Any] = {
+        "family": family,
+        "model_version": model_version(family),
+        "archsim_version": __version__,
+        "design": design.name,
+        "design_hash": design.hash,
+        "design_source": portable_source(design.source),
+        "overrides": list(design.overrides),
+    }
+    if workload_hash is not None:
+        out["workload_hash"] = workload_hash
+    out.update(extra)
+    return out
