@@ -102,8 +102,10 @@ def utilization_figures(models=MODELS) -> list[Figure]:
     """GPU compute utilization of decode attention and of MoE experts on the h100 design:
     FLOPs / (time x peak FLOP/s), batch 64 at context 2048."""
     out = []
+    # duplex.md "Headline results": "below 11% for MoE and about 2% for decode attention";
+    # the 2% is checked as "at most 5%"
     for kind, name, bound in (("decode_attention", "gpu_decode_attention_utilization", 0.05),
-                              ("expert", "gpu_moe_utilization", None)):
+                              ("expert", "gpu_moe_utilization", 0.11)):
         vals = {}
         for m in models:
             cm, ops = _decode_ops("h100", m)
@@ -149,7 +151,9 @@ def op_per_byte_figures(models=MODELS) -> list[Figure]:
                                        "largest": round(max(gqa.values()), 3)},
                            bounds=(3.5, 8.0)))
     figs.append(Figure("placement", "where each operation of a decode layer ran (duplex)",
-                       None, float(len(placed)), None, [], placed))
+                       None, float(len(placed)), None, [], placed,
+                       reported="a listing (operations counted), not a figure the reference "
+                                "gives"))
     return figs
 
 

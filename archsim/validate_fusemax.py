@@ -10,12 +10,11 @@ here is fitted.
 Tolerances are those of the issue: 2D utilization within 0.01 (FuseMax) / 0.02 (FLAT,
 unfused) absolute, attention speedup over FLAT within 3% at every BERT/TrXL/T5 point, the
 average speedup within 5%, energy ratios within 10%. Figures the reference gives only
-approximately (1D utilization, ablations, end-to-end speedups) are printed without a
-tolerance.
+approximately (1D utilization, ablations, end-to-end speedups) are reported: shown beside the
+paper's value, with the reason, and never counted as passing. The evaluation's wall time is a
+benchmark (``benchmarks/bench_fusemax.py``), not a figure.
 """
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
@@ -44,6 +43,8 @@ PAPER = {
     "ablation_cascade_util2d": 0.11, "ablation_architecture_util2d": 0.30,
     "fusemax_mac_energy_share": 0.95,
 }
+#: why the figures the reference gives only approximately are reported, not checked
+APPROXIMATE = "the reference gives it only approximately (a figure's value, no table)"
 FOOTER = ("batch 64, M = P; attention = one attention layer (B x H attentions); end-to-end = "
           "one encoder layer's attention + QKV/output/FFN GEMMs on the 2D array")
 
@@ -67,9 +68,7 @@ def fusemax_figures(models=MODELS, lengths=LENGTHS) -> list[Figure]:
     from archsim import load_design
     from archsim.spatial import AttentionShape, evaluate_attention
 
-    t0 = time.perf_counter()
     res = table(models, lengths)
-    table_s = time.perf_counter() - t0
     figs: list[Figure] = []
     idx = {n: i for i, n in enumerate(LENGTHS)}
     mha = [m for m in models if m != "xlm"]
@@ -90,11 +89,13 @@ def fusemax_figures(models=MODELS, lengths=LENGTHS) -> list[Figure]:
                                bounds=(lo - 0.02, hi + 0.02)))
             for d in ("fusemax", "flat"):
                 figs.append(Figure(f"util1d {d} {cfg}", f"1D-array utilization, {d}",
-                                   UTIL1D[d][i], a[d].utilization("array1d"), None, [cfg]))
+                                   UTIL1D[d][i], a[d].utilization("array1d"), None, [cfg],
+                                   reported=APPROXIMATE))
             lo, hi = UTIL1D_UNFUSED
             figs.append(Figure(f"util1d unfused {cfg}", "1D-array utilization, unfused "
                                "(paper 0.61-0.64)", (lo + hi) / 2,
-                               a["unfused"].utilization("array1d"), None, [cfg]))
+                               a["unfused"].utilization("array1d"), None, [cfg],
+                               reported=APPROXIMATE))
             figs.append(Figure(f"speedup over flat {cfg}", "attention speedup of FuseMax "
                                "over FLAT", SPEEDUP_BERT[i],
                                a["flat"].cycles / a["fusemax"].cycles, 3.0, [cfg]))
@@ -120,15 +121,18 @@ def fusemax_figures(models=MODELS, lengths=LENGTHS) -> list[Figure]:
         Figure("attention energy vs flat (mean)", "FuseMax energy / FLAT energy, attention",
                PAPER["attention_energy_vs_flat"], att["ef"], 10.0, configs),
         Figure("attention speedup over unfused (mean)", "FuseMax vs unfused, attention",
-               PAPER["attention_speedup_over_unfused"], att["su"], None, configs),
+               PAPER["attention_speedup_over_unfused"], att["su"], None, configs,
+               reported=APPROXIMATE),
         Figure("attention energy vs unfused (mean)", "FuseMax / unfused energy, attention",
                PAPER["attention_energy_vs_unfused"], att["eu"], 10.0, configs),
         Figure("end-to-end speedup over flat (mean)", "attention + linear layers",
-               PAPER["end_to_end_speedup_over_flat"], e2e["sf"], None, configs),
+               PAPER["end_to_end_speedup_over_flat"], e2e["sf"], None, configs,
+               reported=APPROXIMATE),
         Figure("end-to-end energy vs flat (mean)", "attention + linear layers",
                PAPER["end_to_end_energy_vs_flat"], e2e["ef"], 10.0, configs),
         Figure("end-to-end speedup over unfused (mean)", "attention + linear layers",
-               PAPER["end_to_end_speedup_over_unfused"], e2e["su"], None, configs),
+               PAPER["end_to_end_speedup_over_unfused"], e2e["su"], None, configs,
+               reported=APPROXIMATE),
         Figure("end-to-end energy vs unfused (mean)", "attention + linear layers",
                PAPER["end_to_end_energy_vs_unfused"], e2e["eu"], 10.0, configs),
     ]
@@ -139,7 +143,8 @@ def fusemax_figures(models=MODELS, lengths=LENGTHS) -> list[Figure]:
             v = float(np.mean([res[base, m, n].seconds / res["fusemax", m, n].seconds
                                for m in models]))
             figs.append(Figure(key.replace("_", " "), f"mean over models at 1M tokens vs {base}",
-                               PAPER[key], v, None, [f"{len(models)} models, 1M"]))
+                               PAPER[key], v, None, [f"{len(models)} models, 1M"],
+                               reported=APPROXIMATE))
     # where FuseMax's energy goes
     m0, n0 = models[0], lengths[0]
     a = res["fusemax", m0, n0].attention
@@ -169,10 +174,9 @@ def fusemax_figures(models=MODELS, lengths=LENGTHS) -> list[Figure]:
                                                        bert.head_dim)).utilization("array2d")
              for n in lengths]
         figs.append(Figure(name, "2D utilization, BERT (mean over lengths)", PAPER[key],
-                           float(np.mean(u)), None, ["bert-base"]))
-    figs.append(Figure("table wall seconds", f"{len(models)} models x {len(lengths)} lengths x "
-                       f"3 designs evaluated (must be < 2 s)", None, table_s, None,
-                       bounds=(None, 2.0)))
+                           float(np.mean(u)), None, ["bert-base"],
+                           reported="the reference gives the ablations only as approximate "
+                                    "values (about 0.11 and 0.30)"))
     return figs
 
 
