@@ -803,8 +803,20 @@ class RduResult:
             lines.append(f"{r.segment:<8} {r.count:>3} {len(p.ops):>4} {len(p.waves):>5} "
                          f"{p.pcus_used:>5} {p.pmus_used:>5} {each:>10.3f}  "
                          f"{p.ops[0]}..{p.ops[-1]}")
+        est = self.partition_estimate_cycles()
+        lines.append(f"{cfg['partitioner']} partition estimate: {est:,.0f} cycles (its sections' "
+                     f"costs x runs, each run loading its program); evaluated: "
+                     f"{self.cycles:,} cycles")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
+
+    def partition_estimate_cycles(self) -> float:
+        """The partitioners' own figure: each segment's summed section costs (what they
+        minimise) times the segment's runs. The evaluated figure differs by the program
+        loads a repeated one-section layer skips."""
+        count = {r.segment: r.count for r in self.runs}
+        return float(sum(p.objective_cycles * count.get(seg, 1)
+                         for seg, p in self.partitions.items()))
 
 
 def _segments(cascade) -> list[tuple[str, list[str], int]]:

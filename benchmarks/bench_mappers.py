@@ -17,6 +17,7 @@ import time
 
 from _timing import write_results
 from archsim import load_design
+from archsim.core.solve import limits_from
 from mappers import graphs
 from mappers.greedy import belady_schedule, xla_schedule
 from mappers.ilp import memory_schedule
@@ -43,7 +44,10 @@ def suite(quick: bool = False):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--time-limit", type=float, default=30.0)
+    ap.add_argument("--node-limit", type=int, default=None,
+                    help="branch-and-bound nodes per solve (default: the facade's 20000)")
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="also a wall-clock limit per solve (default none: reproducible)")
     ap.add_argument("--json", metavar="OUT")
     ap.add_argument("--quick", action="store_true", help="the six smaller graphs only")
     args = ap.parse_args()
@@ -67,7 +71,7 @@ def main() -> None:
                                  ("xla", xla_schedule(p))):
                 cost[label] = p.evaluate(sched).non_compulsory_bytes
             t0 = time.perf_counter()
-            s = memory_schedule(p, time_limit_s=args.time_limit)
+            s = memory_schedule(p, limits=limits_from(args.node_limit, args.time_limit))
             secs = time.perf_counter() - t0
             cost["ilp"] = p.evaluate(s).non_compulsory_bytes
             best = min(cost["belady"], cost["belady-P"], cost["xla"])
@@ -76,7 +80,7 @@ def main() -> None:
             rows.append({"graph": name, "operators": p.n, "budget": budget,
                          "budget_bytes": p.budget_bytes, **cost, "best_baseline": best,
                          "reduction_vs_best": red, "status": s.solver["status"],
-                         "gap": gap, "ilp_seconds": secs})
+                         "gap": gap, "nodes": s.solver.get("nodes"), "ilp_seconds": secs})
             print(f"{name:<26} {p.n:>4} {budget:>6} {p.budget_bytes:>10,} {cost['belady']:>10,} "
                   f"{cost['belady-P']:>10,} {cost['xla']:>10,} {cost['ilp']:>10,} "
                   f"{red:>8.1%} {s.solver['status']:>10} "

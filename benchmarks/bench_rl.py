@@ -8,7 +8,7 @@ The held-out problems are :func:`mappers.rl.problem_pool` with seed 12345 (train
 is the mapper as shipped (best of 8 rollouts); the deterministic rollout alone is summarised
 too.
 
-    python benchmarks/bench_rl.py [--problems 40] [--ilp-time-limit 30] [--samples 1]
+    python benchmarks/bench_rl.py [--problems 40] [--ilp-node-limit N] [--samples 1]
         [--policy FILE] [--curve CSV] [--plot OUT.png] [--json OUT]
 """
 from __future__ import annotations

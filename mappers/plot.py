@@ -17,7 +17,8 @@ def describe_memory(mapping, cascade) -> str:
                 is not None else "")
              + (f", bound {solver['bound']:,.0f}" if solver.get("bound") is not None else "")
              + (f", gap {gap:.2%}" if gap is not None else "")
-             + (f", {solver['seconds']:.2f} s" if solver.get("seconds") is not None else ""),
+             + (f", {solver['nodes']:,} nodes" if solver.get("nodes") is not None else "")
+             + (f", stopped by its {solver['limit']} limit" if solver.get("limit") else ""),
              "  tensor           steps      offset       bytes  starts with"]
     for t, a, b, off, loaded in mapping.memory_buffers():
         lines.append(f"  {t:<16} {a:>3}..{b:<4} {off:>10,} {cascade.tensor_bytes(t):>11,}  "

@@ -104,6 +104,7 @@ def _hard_problem(npu):
     return MappingProblem(graphs.inception_like(1), npu, window=4, budget_bytes="MR")
 
 
+@pytest.mark.slow
 def test_node_limit_returns_incumbent_with_gap(npu):
     """A solve cut short by its work limit is never reported optimal: it returns its
     incumbent (or the best baseline) with the bound, the gap and limit: nodes -- and, being

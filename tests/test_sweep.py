@@ -52,6 +52,7 @@ def test_local_and_dask_give_identical_results(tmp_path):
     assert all(r["status"] == "ok" for r in _rows(tmp_path / "local.csv"))
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_without_recomputing(tmp_path):
     """Kill a sweep halfway (SIGKILL), run it again: every finished row is kept as written,
     nothing is recomputed, nothing is lost or duplicated."""
@@ -180,3 +181,24 @@ objectives: [seconds, kernel_launches, hbm_utilization]
     assert rep.failed == 0 and len(rows) == 4
     by = {(r["units.pcu.count"], r["fusion"]): float(r["seconds"]) for r in rows}
     assert by["1040", "fused"] < by["1040", "unfused"]
+
+
+def test_changed_model_version_reruns_and_moves_old_rows_aside(tmp_path, monkeypatch):
+    """The model version is part of the point key: after a formula change (a bumped
+    version) a resume runs every point again, and the old rows move to RESULTS.stale.csv
+    instead of mixing with the new ones."""
+    from archsim.core import identity
+
+    text = SPEC.replace("[1, 2, 4, 8, 16, 32]", "[4]").replace("[32, 64, 128, 256]", "[64, 128]")
+    spec = _spec(tmp_path, text)
+    out = tmp_path / "v.csv"
+    first = sweep.run_sweep(sweep.load_spec(spec), out, workers=1, progress=False)
+    assert first.ran == 4 and {r["model_version"] for r in _rows(out)} == {"graph-1"}
+    again = sweep.run_sweep(sweep.load_spec(spec), out, workers=1, progress=False)
+    assert again.ran == 0 and again.stale == 0
+    monkeypatch.setitem(identity.MODEL_VERSIONS, "graph", 2)
+    bumped = sweep.run_sweep(sweep.load_spec(spec), out, workers=1, progress=False)
+    assert bumped.ran == 4 and bumped.stale == 4
+    assert {r["model_version"] for r in _rows(out)} == {"graph-2"} and len(_rows(out)) == 4
+    stale = _rows(sweep.stale_path_of(out))
+    assert len(stale) == 4 and {r["model_version"] for r in stale} == {"graph-1"}
