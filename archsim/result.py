@@ -117,8 +117,9 @@ class Result:
             figure: float | None = self.cycles
         elif quantity == "non_compulsory_bytes" and self.mapping.memory is not None:
             m = self.memory[self.mapping.memory["backing"]]
-            figure = m.read_bytes + m.write_bytes - \
-                int(self.mapping.info.get("compulsory_bytes") or 0)
+            info = self.mapping.info
+            floor = info.get("compulsory_bytes_all_instances", info.get("compulsory_bytes"))
+            figure = m.read_bytes + m.write_bytes - int(floor or 0)
         else:
             figure = None
         return {"quantity": quantity, "mapper": value, "evaluator": figure,

@@ -96,20 +96,21 @@ def greedy_mapping(cascade: "Cascade", design: "Design", *,
         binding[e] = uname
         if "tiling" in plan.details:
             tiling[e] = dict(plan.details["tiling"])
-        estimate += t
+        estimate += t * cascade.multiplicity(e)
     return Mapping(binding=binding, order=order, placement=placement, tiling=tiling,
                    mapper="greedy", info={"estimate": {"cycles": round(estimate, 3)},
                                           "estimate_is": SERIAL_ESTIMATE})
 
 
 #: What the binding mappers' own estimate is
-SERIAL_ESTIMATE = ("the sum of every einsum's stand-alone time on its unit (no overlap "
-                   "between units, no bandwidth sharing)")
+SERIAL_ESTIMATE = ("the sum of every einsum's stand-alone time on its unit, times how "
+                   "often it runs: no overlap between units, no bandwidth sharing")
 
 
 def serial_estimate_cycles(cascade: "Cascade", design: "Design", mapping: Mapping) -> float:
     """Sum over einsums of the stand-alone cycles of each einsum's plan on its bound unit
-    (operands at their homes, tile staging = scratchpad capacity minus resident tensors)."""
+    (operands at their homes, tile staging = scratchpad capacity minus resident tensors),
+    times the einsum's multiplicity (a repeated body's einsums run once per instance)."""
     resident = mapping.resident_bytes(cascade, design)
     bw = design.bandwidth_bytes_per_cycle
     total = 0.0
@@ -119,7 +120,7 @@ def serial_estimate_cycles(cascade: "Cascade", design: "Design", mapping: Mappin
         staging = (design.memories[spm].capacity_bytes - resident[spm][step]) if spm else 0
         plan = plan_einsum(design, cascade, e, u, mapping.placement, staging,
                            mapping.tiling.get(e))
-        total += plan.alone_cycles(bw)
+        total += plan.alone_cycles(bw) * cascade.multiplicity(e)
     return total
 
 

@@ -273,7 +273,7 @@ def _stage1(p: MappingProblem, objective: str, limits: SolveLimits,
     if objective == "traffic":
         prob += traffic
     else:
-        makespan = _time_objective(prob, p, x, rng, ld, sp)
+        makespan, starts, ends = _time_objective(prob, p, x, rng, ld, sp)
         # ties between equally fast schedules go to the one that moves fewer bytes
         prob += makespan + traffic / (p.load_bytes_per_cycle * 1000.0)
     res = solve(prob, limits)
@@ -305,6 +305,14 @@ def _stage1(p: MappingProblem, objective: str, limits: SolveLimits,
     else:
         est = float(makespan.value())
         res["objective"] = est
+        # a repeated body runs count times back to back, as the evaluator scales it
+        pos = {i: t for t, i in enumerate(order)}
+        for rep in p.cascade.repeats:
+            body = [p.index[n] for n in p.cascade.repeat_body(rep) if n in p.index]
+            if body and rep.count > 1:
+                span = max(ends[i].value() for i in body) - \
+                    min(starts[pos[i]].value() for i in body)
+                est += (rep.count - 1) * span
         if res["bound"] is not None:
             res["bound"] = min(res["bound"], est)
         _set_gap(res)
@@ -325,7 +333,8 @@ def _time_objective(prob, p: MappingProblem, x, rng, ld, sp):
     output likewise. Each unit runs its tasks in step order (``F[u, t]``: when unit ``u`` is
     free after step ``t``); a task starts when its unit is free and its producers have ended
     (``E_i``). Big-M constraints switch these on for the operator ``x`` puts at each step.
-    Bandwidth sharing between tasks running at once is not modelled (a lower bound there)."""
+    Bandwidth sharing between tasks running at once is not modelled (a lower bound there).
+    Returns (makespan, step start variables, operator end variables)."""
     import pulp
 
     bw = p.load_bytes_per_cycle
@@ -369,7 +378,7 @@ def _time_objective(prob, p: MappingProblem, x, rng, ld, sp):
     span = _var(prob, "makespan", 0, None, "Continuous")
     for u in units:
         prob += span >= free_prev[u]
-    return span
+    return span, S, E
 
 
 def _address_model(prob, p: MappingProblem, r, budget: int):

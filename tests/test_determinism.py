@@ -48,6 +48,7 @@ def _run_twice(tmp_path: Path, commands: list[list[str]], files: list[str],
             p = subprocess.run([sys.executable, "-m", "archsim.cli", *argv], cwd=d, env=env,
                                capture_output=True)
             assert p.returncode == 0, (argv, p.stderr.decode()[-2000:])
+            assert b"HiGHS" not in p.stdout + p.stderr      # the solver's banner is kept out
             stdout.append(p.stdout)
         outs.append(({f: (d / f).read_bytes() for f in files}, stdout))
     (fa, sa), (fb, sb) = outs

@@ -264,3 +264,19 @@ def test_cli_map_errors(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_estimates_cover_every_instance_of_a_repeated_body():
+    """A model graph simulates one layer and scales it; the mappers' estimates scale the
+    same way, so they stay comparable with the evaluator's figure."""
+    cas = dataflow.model_graph("llama2-7b", "decode", 4, 256, layers=3)
+    assert cas.repeats and cas.repeats[0].count == 3
+    big = load_design("npu", BIG)
+    r = simulate(big, cas, get_mapper("xla")(cas, big))
+    assert r.estimate["quantity"] == "non_compulsory_bytes"
+    assert r.estimate["mapper"] == r.estimate["evaluator"]
+    d = load_design("npu")
+    g = simulate(d, cas, get_mapper("greedy")(cas, d))
+    assert g.estimate["quantity"] == "cycles"
+    assert g.cycles <= g.estimate["mapper"] * 1.01          # the serial sum bounds it
+    assert g.estimate["mapper"] < 1.5 * g.cycles

@@ -154,9 +154,6 @@ def _highs_solver(limits: SolveLimits):
             values = list(sol.col_value)
             for var in lp.variables():
                 var.varValue = values[var.index] if var.index < len(values) else None
-                var.modified = False
-            for c in lp._constraints.values():
-                c.modifier = False
             return 0
 
     return _HiGHS(msg=False)
@@ -209,6 +206,7 @@ def solve(prob, limits: SolveLimits | None = None) -> dict[str, Any]:
         elif st == "Optimal" and proven:
             status, limit = "optimal", None
         elif prob.sol_status == pulp.LpSolutionIntegerFeasible:
+            # CBC does not say which limit stopped it: a time limit only if it was the only one
             limit = "time" if limits.time_s is not None and limits.nodes is None else "nodes"
             status = f"{'time' if limit == 'time' else 'node'}_limit"
         else:
