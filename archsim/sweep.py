@@ -37,9 +37,9 @@ gets a row with its error, and the sweep goes on. When a sweep finishes, the fil
 in the spec's point order, so the same spec gives the same bytes however the points were
 scheduled; rows whose key is not a point of this spec (an older model version, another spec)
 move to ``RESULTS.stale.csv`` beside it. No wall-clock time is written (timings belong to
-``benchmarks/bench_sweep.py``). Points run in local worker processes (joblib/loky), or on a Dask cluster
-(``scheduler="local"`` starts a LocalCluster, ``tcp://host:port`` connects to one). A lost
-local worker is replaced and its points are run again.
+``benchmarks/bench_sweep.py``). Points run in local worker processes (joblib/loky), or on a
+Dask cluster (``scheduler="local"`` starts a LocalCluster, ``tcp://host:port`` connects to
+one). A lost local worker is replaced and its points are run again.
 """
 from __future__ import annotations
 
@@ -211,20 +211,13 @@ def axis_cell(value: Any) -> Any:
     return value
 
 
-def point_model_version(spec: SweepSpec, point: dict[str, Any]) -> str:
-    """``family-N`` of the model that answers for the point's design (the base design's
-    family when the point's design does not load)."""
+def _model_version(spec: SweepSpec, design=None) -> str:
+    """``family-N`` of the model that answers for ``design`` (None: a point whose design
+    does not load; the sweep's base design, which :func:`load_spec` checked, decides)."""
     from archsim.core.identity import family_of, model_version
     from archsim.spec import load_design
 
-    try:
-        design, _ = point_setup(spec, point)
-    except Exception:                              # noqa: BLE001 - recorded as an error row
-        try:
-            design = load_design(spec.design, spec.overrides)
-        except Exception:                          # noqa: BLE001
-            return model_version("graph")
-    return model_version(family_of(design))
+    return model_version(family_of(design or load_design(spec.design, spec.overrides)))
 
 
 def point_key(spec: SweepSpec, point: dict[str, Any]) -> str:
@@ -236,12 +229,13 @@ def point_key(spec: SweepSpec, point: dict[str, Any]) -> str:
         design, workload = point_setup(spec, point)
         ident = design.hash
     except Exception:                              # noqa: BLE001 - recorded as an error row
+        design = None
         workload = dict(spec.workload, **{k: v for k, v in point.items()
                                          if k in WORKLOAD_FIELDS})
         ident = json.dumps([spec.design, spec.overrides, sorted(
             (k, v) for k, v in point.items() if k not in WORKLOAD_FIELDS)], default=str)
     text = json.dumps({"design": ident, "workload": workload, "mapper": spec.mapper,
-                       "model_version": point_model_version(spec, point),
+                       "model_version": _model_version(spec, design),
                        "version": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -294,10 +288,10 @@ def _lookup(d: dict, path: str):
 
 def run_point(spec: SweepSpec, point: dict[str, Any], key: str) -> dict[str, Any]:
     """Evaluate one point; never raises: failures become a row with ``status: error``."""
-    row: dict[str, Any] = {"key": key, **{n: axis_cell(v) for n, v in point.items()},
-                           "model_version": point_model_version(spec, point)}
+    row: dict[str, Any] = {"key": key, **{n: axis_cell(v) for n, v in point.items()}}
     try:
         design, workload = point_setup(spec, point)
+        row["model_version"] = _model_version(spec, design)
         d = simulate_point(design, workload, spec.mapper)
         for obj in spec.objectives:
             try:
@@ -313,6 +307,7 @@ def run_point(spec: SweepSpec, point: dict[str, Any], key: str) -> dict[str, Any
     except Exception as exc:                       # noqa: BLE001 - recorded, sweep goes on
         row["status"] = "error"
         row["error"] = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        row.setdefault("model_version", _model_version(spec))
     return row
 
 

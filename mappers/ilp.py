@@ -23,16 +23,19 @@ Every solve goes through :func:`archsim.core.solve.solve`: one thread, a fixed s
 on branch-and-bound nodes (and on wall-clock time only when the caller gives one), so the same
 problem gives the same mapping on any machine. A solve cut short by a limit returns its
 incumbent (or the best baseline, when that is better) with the solver's bound, gap and which
-limit stopped it; "optimal" is reported only when HiGHS proves it. :func:`peak_memory_schedule` is the peak-memory variant (no spills, minimise the
-peak) that defines the M_P budget. :func:`bind_units` (binding with overlap, minimising the
-makespan) and :func:`place_tiers` (SRAM/HBM/DDR placement for the RDU) are the other two ILPs.
+limit stopped it; "optimal" is reported only when HiGHS proves it.
+
+:func:`peak_memory_schedule` is the peak-memory variant (no spills, minimise the peak) that
+defines the M_P budget. :func:`bind_units` (binding with overlap, minimising the makespan) and
+:func:`place_tiers` (SRAM/HBM/DDR placement for the RDU) are the other two ILPs.
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Sequence
 
-from archsim.core.solve import SolveLimits, new_var, solve
+from archsim.core.solve import SolveLimits, solve
+from archsim.core.solve import new_var as _var
 from archsim.errors import MappingError
 from mappers.problem import Buffer, MappingProblem, MemorySchedule
 
@@ -40,9 +43,6 @@ OBJECTIVES = ("traffic", "time")
 #: Largest problem for which a fragmented two-stage answer is retried with addresses in the ILP
 #: (COSMA's full formulation; with the order window it stays small enough for HiGHS)
 JOINT_MAX_OPERATORS = 250
-
-
-_var = new_var
 
 
 class NoIncumbent(MappingError):
@@ -115,7 +115,7 @@ def memory_schedule(p: MappingProblem, *, objective: str = "traffic",
     sched.solver["stage1_non_compulsory_bytes"] = stage1
     if offsets and objective == "time":
         return _offsets_for_time(p, sched, limits)
-    if offsets:
+    if offsets:                        # the traffic objective from here on
         assign_offsets(p, sched, limits)
         best = sched
         # fragmentation cost traffic: stage 1 with a little less room may pack without it
@@ -125,7 +125,7 @@ def memory_schedule(p: MappingProblem, *, objective: str = "traffic",
             if cost <= stage1 or int(saved * frac) < p.min_budget_bytes():
                 break
             try:
-                trial = _stage1(p, objective, limits, int(saved * frac))
+                trial = _stage1(p, "traffic", limits, int(saved * frac))
                 assign_offsets(p, trial, limits)
             except MappingError:
                 continue
@@ -138,29 +138,27 @@ def memory_schedule(p: MappingProblem, *, objective: str = "traffic",
             # fragmentation cost traffic: solve residency and offsets at once (COSMA's
             # addresses in the ILP), within the limits
             try:
-                joint = _stage1(p, objective, limits, saved, addresses=True)
+                joint = _stage1(p, "traffic", limits, saved, addresses=True)
                 if p.evaluate(joint).non_compulsory_bytes < cost:
                     joint.solver.update(stage1_non_compulsory_bytes=stage1, joint=True)
                     best = joint
             except MappingError as exc:      # no joint answer within the limits
                 best.solver["joint"] = f"not used: {exc}"
         mp = getattr(p, "_mp_schedule", None)
-        if mp is not None and objective == "traffic" and \
-                p.budget_bytes >= mp.solver.get("arena_bytes", math.inf) and \
+        if mp is not None and p.budget_bytes >= mp.solver.get("arena_bytes", math.inf) and \
                 p.evaluate(best).non_compulsory_bytes > 0:
             # the peak-optimal schedule already found is spill-free and fits
             best = MemorySchedule(list(mp.order), [Buffer(b.tensor, b.start, b.end, b.offset,
                                                          b.loaded) for b in mp.buffers],
                                   set(), mapper="ilp", solver=dict(best.solver, peak=True))
         sched = best
-        if objective == "traffic":
-            sched.solver["objective"] = p.evaluate(sched).non_compulsory_bytes
-            sched.solver["estimate"] = {"non_compulsory_bytes": sched.solver["objective"]}
-            if sched.solver["status"] != "optimal":
-                fb = _baseline_fallback(p, sched.solver, limits, objective)
-                if fb.solver["objective"] < sched.solver["objective"]:
-                    return fb
-                _set_gap(sched.solver)
+        sched.solver["objective"] = p.evaluate(sched).non_compulsory_bytes
+        sched.solver["estimate"] = {"non_compulsory_bytes": sched.solver["objective"]}
+        if sched.solver["status"] != "optimal":
+            fb = _baseline_fallback(p, sched.solver, limits, "traffic")
+            if fb.solver["objective"] < sched.solver["objective"]:
+                return fb
+            _set_gap(sched.solver)
     return sched
 
 
@@ -362,9 +360,9 @@ def _time_objective(prob, p: MappingProblem, x, rng, ld, sp):
         S.append(_var(prob, f"S_{t}", 0, None, "Continuous"))
     free_prev = {u: 0 for u in units}
     for t in range(p.n):
-        for u in units:
+        for k, u in enumerate(units):
             on = pulp.lpSum(x[i, t] for i in range(p.n) if (i, t) in x and p.ops[i].unit == u)
-            F = _var(prob, f"F_{u}_{t}"[:40] + f"_{t}", 0, None, "Continuous")
+            F = _var(prob, f"F_{k}_{t}", 0, None, "Continuous")
             prob += F >= free_prev[u]
             prob += S[t] >= free_prev[u] - H * (1 - on)
             prob += F >= S[t] + D[t] - H * (1 - on)

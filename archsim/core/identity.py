@@ -56,13 +56,9 @@ def portable_source(source: str) -> str:
     same on every machine and checkout), else the path as it was given."""
     from archsim.spec import builtin_designs_dir
 
-    try:
-        p = Path(source)
-        if p.suffix in (".yaml", ".yml") and p.resolve().parent == \
-                builtin_designs_dir().resolve():
-            return f"builtin:{p.stem}"
-    except (OSError, ValueError):
-        pass
+    p = Path(source)          # "<design>" (data without a file) has no suffix
+    if p.suffix in (".yaml", ".yml") and p.resolve().parent == builtin_designs_dir().resolve():
+        return f"builtin:{p.stem}"
     return source
 
 

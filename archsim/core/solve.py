@@ -22,6 +22,7 @@ No wall-clock seconds are recorded: results must not depend on the machine. Timi
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -105,21 +106,21 @@ def _new_highs():
 
     if _BANNER_DONE:
         return highspy.Highs()
-    try:
+    # what Python already buffered goes out before the descriptor moves (a closed or
+    # detached sys.stdout has nothing to flush)
+    with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
-    except (OSError, ValueError):          # a closed or detached stream
-        pass
     saved = os.dup(1)
     null = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, 1)
         h = highspy.Highs()
-        try:
+        # the banner may sit in C's stdio buffer: flush it into /dev/null, not later into
+        # the restored stdout (without a libc symbol table there is no buffer to flush)
+        with contextlib.suppress(OSError, AttributeError):
             import ctypes
 
             ctypes.CDLL(None).fflush(None)
-        except (OSError, AttributeError):   # pragma: no cover - no libc symbol table
-            pass
     finally:
         os.dup2(saved, 1)
         os.close(saved)
