@@ -12,7 +12,7 @@ from __future__ import annotations
 __version__ = "0.2.0"
 
 from archsim.errors import DesignError, MappingError, UserError, WorkloadError  # noqa: E402
-from archsim.evaluator import simulate  # noqa: E402
+from archsim.families.graph import simulate  # noqa: E402
 from archsim.mapping import Mapping  # noqa: E402
 from archsim.result import Result  # noqa: E402
 from archsim.spec import Design, builtin_designs, load_design  # noqa: E402

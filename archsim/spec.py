@@ -103,7 +103,7 @@ class InterconnectSpec(StrictModel):
 
 
 class ServingPolicy(StrictModel):
-    """How an iteration of LLM serving is run on this design (see :mod:`archsim.serving`).
+    """How an iteration of LLM serving is run on this design (see :mod:`archsim.experiments.serving`).
 
     Two styles:
 
@@ -161,7 +161,7 @@ class ServingPolicy(StrictModel):
 
 class SpatialPolicy(StrictModel):
     """How attention and encoder layers run on a spatial-array design (see
-    :mod:`archsim.spatial`): FuseMax, FLAT and the unfused baseline differ only here and in
+    :mod:`archsim.families.spatial`): FuseMax, FLAT and the unfused baseline differ only here and in
     their units.
 
     ``array2d`` / ``array1d``: the ``pe_array`` units; ``buffer``: the on-chip global buffer
@@ -199,7 +199,7 @@ class LaunchSpec(StrictModel):
 
 
 class RduPolicy(StrictModel):
-    """The dataflow-RDU part of a design (see :mod:`archsim.rdu`): which unit holds the PCUs,
+    """The dataflow-RDU part of a design (see :mod:`archsim.families.rdu`): which unit holds the PCUs,
     which memories are the SRAM (PMUs), HBM and DDR tiers, and the figures of PMUs, on-chip
     network, streaming tiles, the DDR -> HBM copy path and kernel launches."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from _timing import bench_args, timed, write_results
-from archsim.serving.run import serve
+from archsim.experiments.serving.run import serve
 
 CASES = [(d, m) for m in ("mixtral-8x7b", "llama3-70b") for d in ("h100", "duplex", "bank_pim")]
 
@@ -28,7 +28,7 @@ def main() -> None:
         rows.append({"case": f"serve {design} {model}", "wall_s": wall,
                      "iterations": r.iterations,
                      "throughput_tokens_per_s": r.throughput_tokens_per_s})
-    from archsim import validate_duplex as vd
+    from archsim.validation import duplex as vd
 
     t0 = time.perf_counter()
     vd.duplex_figures()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from _timing import bench_args, print_rows, timed, write_results
 from archsim import load_design
-from archsim import validate_fusemax as vf
-from archsim.spatial import AttentionShape, evaluate_attention, map_attention
+from archsim.validation import fusemax as vf
+from archsim.families.spatial import AttentionShape, evaluate_attention, map_attention
 
 
 def main() -> None:

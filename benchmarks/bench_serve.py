@@ -1,4 +1,4 @@
-"""Time serving simulation end to end: `archsim.serving.run.serve` on closed-loop ShareGPT traces.
+"""Time serving simulation end to end: `archsim.experiments.serving.run.serve` on closed-loop ShareGPT traces.
 
 Each case is one whole `serve(...)` call (design loading, the iteration model, trace generation
 and the continuous-batching loop), timed as the median of ``--repeat`` runs after a warm-up run
@@ -17,7 +17,7 @@ import platform
 import time
 
 from _timing import timed
-from archsim.serving.run import serve
+from archsim.experiments.serving.run import serve
 
 MODEL = "gpt3-13b"
 TP = 4

@@ -1,14 +1,14 @@
-"""Time the dataflow-RDU model (SN40L, archsim/rdu.py and archsim/coe.py): whole-model runs as
+"""Time the dataflow-RDU model (SN40L, archsim/families/rdu.py and archsim/experiments/coe.py): whole-model runs as
 fused or unfused sections on 8 sockets, the ILP and DP partitioners on one layer body, the
 Composition-of-Experts model, and `archsim validate sn40l` end to end.
 
 * **cold**: the design is loaded, the model graph built and every section planned and
-  partitioned inside the timed call (the graph cache, ``archsim.rdu._graph_cached``, is
+  partitioned inside the timed call (the graph cache, ``archsim.families.rdu._graph_cached``, is
   cleared before each run);
 * **warm**: the design is loaded and the graph cached; section planning and the partition
   (the ILP) still run in every call, as they do for every `archsim simulate`;
 * **partition**: one layer body (Llama-2-7B prefill 4K, TP8: 24 einsums) cut by ``ilp``
-  (PuLP + HiGHS) and ``dp`` on a fresh :class:`archsim.rdu.SectionModel` (so both pay for
+  (PuLP + HiGHS) and ``dp`` on a fresh :class:`archsim.families.rdu.SectionModel` (so both pay for
   planning every candidate section), and once more with the section plans already cached
   (the partitioner alone);
 * **coe**: `simulate_coe` with 150 experts against the DGX H100, with its run-time caches
@@ -28,7 +28,9 @@ import sys
 import time
 
 from _timing import bench_args, print_rows, timed, write_results
-from archsim import coe, load_design, rdu
+from archsim import load_design
+from archsim.experiments import coe
+from archsim.families import rdu
 
 PREFILL_7B = dict(phase="prefill", batch=1, seq=4096, sockets=8)
 DECODE_7B = dict(phase="decode", batch=1, seq=4096, sockets=8)

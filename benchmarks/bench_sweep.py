@@ -1,6 +1,6 @@
 """A 1000-point analytical sweep on neupims: 10 systolic-array sizes x 10 HBM configurations
 (channels, capacity and bandwidth together) x 10 batch sizes of a GPT-3 7B decode step, run
-with ``archsim.sweep`` on local worker processes (the RDU issue's target: <= 2 minutes on 2
+with ``archsim.experiments.sweep`` on local worker processes (the RDU issue's target: <= 2 minutes on 2
 cores), then resumed (nothing to run) to show the cache.
 
     python benchmarks/bench_sweep.py [--workers 2] [--scheduler local] [--json OUT]
@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from _timing import write_results
-from archsim import sweep
+from archsim.experiments import sweep
 
 
 def spec_text() -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from archsim.errors import MappingError
-from archsim.evaluator import plan_einsum
+from archsim.families.graph import plan_einsum
 from archsim.mapping import Mapping
 
 if TYPE_CHECKING:  # pragma: no cover

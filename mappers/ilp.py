@@ -621,7 +621,7 @@ def bind_units(cascade, design, *, limits: SolveLimits | None = None,
     dependences hold. Returns (binding, solver info)."""
     import pulp
 
-    from archsim.evaluator import plan_einsum
+    from archsim.families.graph import plan_einsum
     from mappers.greedy import default_placement
 
     order = cascade.topological_order()
@@ -685,10 +685,10 @@ def place_tiers(cascade, design, *, sockets_reserve_bytes: float = 0.0,
                 limits: SolveLimits | None = None) -> tuple[dict[str, str], dict[str, Any]]:
     """Place the persistent tensors of an RDU workload in SRAM, HBM or DDR, minimising the
     largest per-tier streaming time (bytes touched per run / tier bandwidth), within each
-    tier's capacity. Returns (tiers for :func:`archsim.rdu.simulate_cascade`, solver info)."""
+    tier's capacity. Returns (tiers for :func:`archsim.families.rdu.simulate_cascade`, solver info)."""
     import pulp
 
-    from archsim.rdu import persistent_bytes
+    from archsim.families.rdu import persistent_bytes
 
     rdu = design.rdu
     if rdu is None:

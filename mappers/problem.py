@@ -197,7 +197,7 @@ class MappingProblem:
 
     # ------------------------------------------------------------------ construction helpers
     def _unit_cost(self, einsum: str, unit: str | None) -> tuple[str, float]:
-        from archsim.evaluator import plan_einsum
+        from archsim.families.graph import plan_einsum
 
         design = self.design
         placement = {t: self.fast for t in self.cascade.tensors}

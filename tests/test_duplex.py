@@ -12,8 +12,8 @@ from testpaths import ok, serve_argv, user_error
 
 from archsim import simulate
 from archsim.errors import DesignError, UserError
-from archsim.serving.coprocessing import CoProcessingModel
-from archsim.serving.run import serve, split_xpu_devices
+from archsim.experiments.serving.coprocessing import CoProcessingModel
+from archsim.experiments.serving.run import serve, split_xpu_devices
 from archsim.spec import design_from_data, load_design
 from archsim.units.hbm import HbmModel, bank_set_model
 from dataflow.models import load_model
@@ -306,7 +306,7 @@ def test_cli_serve_xpu_user_errors(run_archsim, args, match):
 
 
 def test_validate_duplex_cheap_figures_meet_the_reference():
-    from archsim import validate_duplex as vd
+    from archsim.validation import duplex as vd
 
     figs = {f.name: f for f in vd.utilization_figures() + vd.op_per_byte_figures()}
     # duplex.md: GPU compute utilization on decode attention ~2% (issue: < 5%)
@@ -320,7 +320,7 @@ def test_validate_duplex_cheap_figures_meet_the_reference():
 @pytest.mark.slow
 def test_validate_duplex_energy_per_token_mixtral():
     """duplex.md: energy per token -33% on Mixtral; the issue allows +-10 points."""
-    from archsim import validate_duplex as vd
+    from archsim.validation import duplex as vd
 
     figs = {f.name: f for f in vd.duplex_figures(models=("mixtral-8x7b",), requests_per_batch=1)}
     e = figs["energy_per_token_ratio_mixtral"]

@@ -13,9 +13,9 @@ import pytest
 from archsim import load_design
 from archsim.cli import main
 from archsim.errors import DesignError, MappingError
-from archsim.spatial import (AttentionShape, cascade_structure, evaluate_attention,
+from archsim.families.spatial import (AttentionShape, cascade_structure, evaluate_attention,
                              map_attention, simulate_model)
-from archsim import validate_fusemax as vf
+from archsim.validation import fusemax as vf
 
 LENGTHS = vf.LENGTHS
 

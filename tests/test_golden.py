@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from archsim import regress
+from archsim.validation import regress
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(GOLDEN.glob("*.json"))

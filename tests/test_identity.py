@@ -33,10 +33,10 @@ def test_portable_source(tmp_path):
 
 
 def test_every_result_carries_its_identity():
-    from archsim.coe import simulate_coe
-    from archsim.rdu import simulate_model as rdu_model
-    from archsim.serving.run import serve
-    from archsim.spatial import simulate_model as spatial_model
+    from archsim.experiments.coe import simulate_coe
+    from archsim.families.rdu import simulate_model as rdu_model
+    from archsim.experiments.serving.run import serve
+    from archsim.families.spatial import simulate_model as spatial_model
 
     cas = dataflow.load_cascade("mlp", ranks_override={"m": 64})
     d = simulate("npu", cas).to_dict(timeline=False)

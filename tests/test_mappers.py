@@ -218,7 +218,7 @@ def test_binding_ilp_and_op_per_byte_rule():
 
 
 def test_tier_ilp_for_the_rdu():
-    from archsim.rdu import simulate_model
+    from archsim.families.rdu import simulate_model
 
     d = load_design("sn40l")
     cas = dataflow.model_graph("llama2-70b", "decode", 1, 4096, dtype="bf16")

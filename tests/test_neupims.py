@@ -10,8 +10,8 @@ from testpaths import ok, serve_argv, user_error
 
 from archsim import simulate
 from archsim.errors import DesignError, UserError
-from archsim.serving.iteration import IterationModel, lpt_makespan
-from archsim.serving.run import serve, split_devices
+from archsim.experiments.serving.iteration import IterationModel, lpt_makespan
+from archsim.experiments.serving.run import serve, split_devices
 from archsim.spec import load_design
 from archsim.units.systolic import gemm_compute_cycles
 from dataflow.transformer import model_graph
@@ -243,7 +243,7 @@ def test_cli_serve_user_errors(run_archsim, args, match):
 
 @pytest.mark.slow
 def test_validate_neupims_figures_small():
-    from archsim import validate_neupims as vn
+    from archsim.validation import neupims as vn
 
     figs = vn.neupims_figures(models=("gpt3-7b",), batches=(64,), requests_per_batch=1)
     names = {f.name for f in figs}

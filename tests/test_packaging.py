@@ -63,7 +63,7 @@ def test_wheel_name_and_version(wheel):
 
 def test_wheel_contents(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("archsim/__init__.py", "archsim/cli.py", "archsim/spec.py",
+    for required in ("archsim/__init__.py", "archsim/cli/__init__.py", "archsim/spec.py",
                      "archsim/units/__init__.py", "archsim/designs/__init__.py",
                      "archsim/designs/sa128.yaml",
                      "dataflow/__init__.py", "dataflow/cascades/__init__.py",

@@ -1,5 +1,5 @@
 """Repeated bodies in the evaluator: a cascade whose layers are a Repeat of ``count`` instances
-is simulated once and scaled (archsim.evaluator ``_repeat_extras`` / ``_repeat_shifts``). The
+is simulated once and scaled (archsim.families.graph ``_repeat_extras`` / ``_repeat_shifts``). The
 result must equal simulating the same graph with the layers unrolled by hand."""
 import re
 from collections import Counter

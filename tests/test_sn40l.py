@@ -10,9 +10,9 @@ import pytest
 import dataflow
 from archsim import load_design
 from archsim.cli import main
-from archsim.coe import BASELINES, lru_misses, max_experts, simulate_coe
+from archsim.experiments.coe import BASELINES, lru_misses, max_experts, simulate_coe
 from archsim.errors import DesignError, MappingError, UserError
-from archsim.rdu import Infeasible, SectionModel, partition, simulate_cascade, simulate_model
+from archsim.families.rdu import Infeasible, SectionModel, partition, simulate_cascade, simulate_model
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def test_weights_spill_to_ddr_least_bandwidth_first():
     assert any("spilled to DDR" in n for n in r.notes)
     fast = simulate_model("sn40l", "llama2-7b", phase="decode", batch=1, seq=1024, sockets=1)
     assert r.seconds > 2 * fast.seconds                # DDR is 9x slower than HBM
-    from archsim.rdu import place_tensors
+    from archsim.families.rdu import place_tensors
     # B is read whole, C one column of 4096: C needs less bandwidth per byte held and spills
     from dataflow.einsum import Tensor
     cas = dataflow.Cascade.from_text(["Z[m,n] = A[m,k] * B[k,n]", "Y[n] = C[n,0] + Z[0,n]"],

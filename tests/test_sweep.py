@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from archsim import sweep
+from archsim.experiments import sweep
 from archsim.cli import main
 from archsim.errors import UserError
 from testpaths import REPO_ROOT

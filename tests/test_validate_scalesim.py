@@ -1,7 +1,7 @@
 """SCALE-Sim v3 reference rows through the full evaluator (not just the closed form)."""
 import pytest
 
-from archsim import validate
+from archsim.validation import scalesim as validate
 from testpaths import SCALESIM_CSV as REF_CSV
 from testpaths import SHARED_SCALESIM_CSV
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from archsim.cli import main
-from archsim.validate_neupims import Figure, format_figures, tally, write_json
+from archsim.validation.neupims import Figure, format_figures, tally, write_json
 
 
 def test_a_figure_is_a_check_or_reported_with_a_reason():

@@ -17,7 +17,7 @@ A PCU's body runs in one of two modes ([sn40l] sn40l.md "Chip"):
     ``max(ceil(alu / stages), tail, 1)`` lane cycles. Reductions use the cross-lane tree.
 
 :meth:`Pcu.einsum_cycles` gives an einsum's cycles on one PCU; the RDU section model
-(:mod:`archsim.rdu`) divides them over the PCUs a stage is allotted. As a unit of the general
+(:mod:`archsim.families.rdu`) divides them over the PCUs a stage is allotted. As a unit of the general
 evaluator (``archsim simulate --cascade ...`` on an RDU design) the whole array runs each
 einsum as one unfused kernel, operands staged through its scratchpad (the PMUs).
 """

@@ -16,7 +16,7 @@ The array's throughput for an einsum is ``PEs / cycles_per_point`` points per cy
 per operation (``energy``), as in the Accelergy tables of fusemax.md. As a unit of the general
 evaluator (``archsim simulate --cascade ...`` on a spatial design) a PE array behaves like a
 vector unit with ``rows * cols`` lanes; attention and encoder layers use the fused tile model
-of :mod:`archsim.spatial` instead.
+of :mod:`archsim.families.spatial` instead.
 """
 from __future__ import annotations
 

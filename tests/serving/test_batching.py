@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from archsim.errors import UserError
-from archsim.serving.batching import StepCost, StepModel, plot_serving, simulate_serving
-from archsim.serving.trace import TraceRequest, build_trace
+from archsim.experiments.serving.batching import StepCost, StepModel, plot_serving, simulate_serving
+from archsim.experiments.serving.trace import TraceRequest, build_trace
 
 
 class ToyModel:

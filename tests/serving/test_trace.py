@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from archsim.errors import UserError
-from archsim.serving.trace import (
+from archsim.experiments.serving.trace import (
     DATASETS,
     DatasetSpec,
     TraceRequest,

@@ -13,7 +13,7 @@ graph counts them, so op/B agrees with ``archsim workload``) and its time on eit
   peak)`` (:class:`~archsim.units.logic_pim.LogicPim`); bank-level PIM runs one GEMV per
   token over matrix rows dealt to every channel (:class:`~archsim.units.pim.BankPim`).
 
-Operations (from the model graph: :func:`~archsim.serving.iteration.layer_shapes`): the dense
+Operations (from the model graph: :func:`~archsim.experiments.serving.iteration.layer_shapes`): the dense
 weight GEMMs (QKV, output projection, dense FFN, router), decode attention (QK^T, softmax, AV
 over every decoding request's KV cache), prefill attention (full prompt squares; causal
 masking not modelled), one FFN per expert of an MoE layer over its tokens (uniform routing:
@@ -58,8 +58,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from archsim.errors import UserError
-from archsim.serving.batching import StepCost
-from archsim.serving.iteration import (
+from archsim.experiments.serving.batching import StepCost
+from archsim.experiments.serving.iteration import (
     SOFTMAX_OPS_PER_SCORE,
     kv_tokens_beside_weights,
     layer_shapes,
@@ -185,7 +185,7 @@ class _BankPimSide:
     def attention(self, shapes, context: np.ndarray, fidelity: str) -> tuple[float, float]:
         """(seconds, pJ) of decode attention GEMVs, each request's KV cache in one channel
         (NeuPIMs' layout), requests dealt to the channels longest first."""
-        from archsim.serving.iteration import lpt_makespan, pim_attention_request
+        from archsim.experiments.serving.iteration import lpt_makespan, pim_attention_request
 
         uniq, inv = np.unique(np.asarray(context, dtype=np.int64), return_inverse=True)
         todo = [c for c in uniq.tolist() if c not in self._att]
@@ -202,7 +202,7 @@ class _BankPimSide:
 
 
 class CoProcessingModel:
-    """The :class:`~archsim.serving.batching.StepModel` of an xPU (+ PIM) design.
+    """The :class:`~archsim.experiments.serving.batching.StepModel` of an xPU (+ PIM) design.
 
     Args:
         design: a design whose ``serving`` block has ``xpu`` (and optionally ``pim``).

@@ -253,13 +253,13 @@ def simulate_point(design, workload: dict[str, Any], mapper: str = "greedy") -> 
     batch = int(wl.get("batch", 1))
     seq = int(wl.get("seq", 1024))
     if design.rdu is not None:
-        from archsim.rdu import simulate_model as rdu_model
+        from archsim.families.rdu import simulate_model as rdu_model
 
         kw = {k: wl[k] for k in ("sockets", "fusion", "orchestration", "dtype", "layers",
                                  "scope", "kv") if k in wl}
         d = rdu_model(design, model, phase=phase, batch=batch, seq=seq, **kw).to_dict()
     elif design.spatial is not None:
-        from archsim.spatial import simulate_model as spatial_model
+        from archsim.families.spatial import simulate_model as spatial_model
 
         d = spatial_model(design, model, seq=seq, batch=batch,
                           scope=wl.get("scope", "model")).to_dict()

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archsim.errors import UserError
-from archsim.serving.batching import ServingResult, simulate_serving
-from archsim.serving.iteration import IterationModel
-from archsim.serving.trace import build_trace, parse_dataset
+from archsim.experiments.serving.batching import ServingResult, simulate_serving
+from archsim.experiments.serving.iteration import IterationModel
+from archsim.experiments.serving.trace import build_trace, parse_dataset
 from archsim.spec import Design, load_design
 
 
@@ -117,7 +117,7 @@ def serve(design: Design | str, model, *, dataset: str = "sharegpt", batch: int 
         requests = DEFAULT_REQUESTS
     trace = build_trace(spec, requests, qps, seed)
     if xpu_style:
-        from archsim.serving.coprocessing import CoProcessingModel
+        from archsim.experiments.serving.coprocessing import CoProcessingModel
 
         model_s = CoProcessingModel(design, model, tp=tp, ep=ep, dtype=dtype,
                                     placement=placement, fidelity=fidelity,

@@ -38,7 +38,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from archsim.errors import UserError
-from archsim.serving.trace import TraceRequest
+from archsim.experiments.serving.trace import TraceRequest
 
 
 @dataclass(frozen=True)

@@ -894,7 +894,7 @@ def simulate_cascade(design: Design, cascade, *, fusion: str = "fused",
         notes.append(f"{len(ddr)} tensors spilled to DDR: {', '.join(ddr[:6])}"
                      + (" ..." if len(ddr) > 6 else ""))
     from archsim.core.identity import identity
-    from archsim.evaluator import workload_hash
+    from archsim.families.graph import workload_hash
 
     return RduResult(design.name, design.hash, cascade.name, cfg, runs, parts, model.chip,
                      notes, identity(design, family="rdu",

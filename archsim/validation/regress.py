@@ -55,11 +55,11 @@ def run_case(case: dict, source: str = "<case>"):
         raise UserError(f"{source}: unknown keys {sorted(unknown)}; expected {sorted(CASE_KEYS)}")
     wl = case.get("workload") or {}
     if "spatial" in wl:
-        from archsim.spatial import simulate_model
+        from archsim.families.spatial import simulate_model
 
         return simulate_model(load_design(case["design"], case.get("set", [])), **wl["spatial"])
     if "rdu" in wl:
-        from archsim.rdu import simulate_model as rdu_model
+        from archsim.families.rdu import simulate_model as rdu_model
 
         return rdu_model(load_design(case["design"], case.get("set", [])), **wl["rdu"])
     if "cascade" in wl:
@@ -92,14 +92,14 @@ def case_family(case: dict) -> str:
 
 def figures(result) -> dict[str, Any]:
     """The regressed figures of a result."""
-    if hasattr(result, "kernel_launches"):    # dataflow RDU (archsim.rdu.RduResult)
+    if hasattr(result, "kernel_launches"):    # dataflow RDU (archsim.families.rdu.RduResult)
         return {
             "cycles": result.cycles,
             "kernel_launches": result.kernel_launches,
             "sections": {seg: len(p.sections) for seg, p in result.partitions.items()},
             "memory": {t: {"bytes": round(b)} for t, b in result.memory_bytes.items()},
         }
-    if hasattr(result, "attention"):          # spatial model (archsim.spatial.ModelResult)
+    if hasattr(result, "attention"):          # spatial model (archsim.families.spatial.ModelResult)
         d = result.to_dict()
         return {
             "cycles": round(result.cycles, 3),

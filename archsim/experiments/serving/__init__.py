@@ -1,15 +1,15 @@
 """Hardware-independent half of ``archsim serve``: request traces and an iteration-level
 (continuous) batching simulator.
 
-- :mod:`archsim.serving.trace`: request lengths (synthetic ShareGPT/Alpaca, fixed, or a trace
+- :mod:`archsim.experiments.serving.trace`: request lengths (synthetic ShareGPT/Alpaca, fixed, or a trace
   file) and arrival times (Poisson at a given QPS, from the file, or closed loop).
-- :mod:`archsim.serving.batching`: :func:`simulate_serving` runs a trace through a
+- :mod:`archsim.experiments.serving.batching`: :func:`simulate_serving` runs a trace through a
   :class:`StepModel` (the hardware model, one call per iteration) and returns a
   :class:`ServingResult` (throughput, TTFT/TBT percentiles, energy, unit utilization).
 """
 from __future__ import annotations
 
-from archsim.serving.batching import (
+from archsim.experiments.serving.batching import (
     ServingRequests,
     ServingResult,
     ServingTimeline,
@@ -18,7 +18,7 @@ from archsim.serving.batching import (
     plot_serving,
     simulate_serving,
 )
-from archsim.serving.trace import (
+from archsim.experiments.serving.trace import (
     DATASETS,
     DatasetSpec,
     TraceError,

@@ -1,7 +1,7 @@
 """``archsim validate fusemax``: FuseMax, FLAT and unfused against ../shared/reference/fusemax.md.
 
 Every figure of the reference's "Evaluation" section is re-derived with the spatial model
-(:mod:`archsim.spatial`) on the built-in designs ``fusemax``, ``flat`` and ``unfused``:
+(:mod:`archsim.families.spatial`) on the built-in designs ``fusemax``, ``flat`` and ``unfused``:
 BERT-Base, TrXL-wt103, T5-small and XLM at batch 64 and M = P from 1K to 1M tokens. The
 ablations run FLAT's hardware with the 1-pass cascade (+Cascade) and FuseMax's hardware
 tile-at-a-time (+Architecture) through ``--set``-style overrides of the same designs. Nothing
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from archsim.validate_neupims import Figure, format_figures, write_json  # noqa: F401 (re-export)
+from archsim.validation.neupims import Figure, format_figures, write_json  # noqa: F401 (re-export)
 
 MODELS = ("bert-base", "trxl-wt103", "t5-small", "xlm")
 LENGTHS = tuple(1024 * 4 ** i for i in range(6))          # 1K ... 1M
@@ -56,7 +56,7 @@ def _label(n: int) -> str:
 def table(models=MODELS, lengths=LENGTHS, batch: int = BATCH) -> dict:
     """(design, model, length) -> ModelResult of one encoder layer (``scope='layers'``)."""
     from archsim import load_design
-    from archsim.spatial import simulate_model
+    from archsim.families.spatial import simulate_model
 
     designs = {d: load_design(d) for d in DESIGNS}
     return {(d, m, n): simulate_model(designs[d], m, seq=n, batch=batch, scope="layers")
@@ -66,7 +66,7 @@ def table(models=MODELS, lengths=LENGTHS, batch: int = BATCH) -> dict:
 def fusemax_figures(models=MODELS, lengths=LENGTHS) -> list[Figure]:
     """Evaluate the table and return every compared figure."""
     from archsim import load_design
-    from archsim.spatial import AttentionShape, evaluate_attention
+    from archsim.families.spatial import AttentionShape, evaluate_attention
 
     res = table(models, lengths)
     figs: list[Figure] = []

@@ -1,6 +1,6 @@
 """Cost of one serving iteration on a device (or a TP x PP group of devices), in closed form.
 
-The serving loop (:mod:`archsim.serving.batching`) asks for thousands of iterations with
+The serving loop (:mod:`archsim.experiments.serving.batching`) asks for thousands of iterations with
 different batches, so an iteration is not run through the event engine; it is costed per
 *operator class* with the same unit models the evaluator uses, and combined by the design's
 serving policy (``serving:`` block of the design file):
@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archsim.errors import UserError
-from archsim.serving.batching import StepCost
+from archsim.experiments.serving.batching import StepCost
 from archsim.spec import Design
 from archsim.units.systolic import gemm_compute_cycles
 
@@ -208,7 +208,7 @@ def lpt_makespan(times: np.ndarray, bins: int) -> float:
 
 
 class IterationModel:
-    """The :class:`~archsim.serving.batching.StepModel` of a design running a model.
+    """The :class:`~archsim.experiments.serving.batching.StepModel` of a design running a model.
 
     Args:
         design: a design with a ``serving`` policy block, or with one ``gpu_roofline`` unit.

@@ -1,7 +1,7 @@
 """``archsim validate duplex``: Duplex against the H100 baseline, next to the paper's figures.
 
 Every figure of ../shared/reference/duplex.md "Headline results" that the issue tolerances
-is re-derived by running the serving simulator (:func:`archsim.serving.run.serve`) on the
+is re-derived by running the serving simulator (:func:`archsim.experiments.serving.run.serve`) on the
 built-in designs (``duplex``, ``h100``) with the paper's workloads: Mixtral and Llama-3-70B on
 4 devices, fixed (input, output) lengths from (256, 256) to (4096, 4096), batch 32-128,
 closed loop, FP16, uniform expert routing. Nothing here is fitted.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from archsim.validate_neupims import Figure, format_figures, write_json  # noqa: F401 (re-export)
+from archsim.validation.neupims import Figure, format_figures, write_json  # noqa: F401 (re-export)
 
 #: the paper's figures (../shared/reference/duplex.md, Headline results)
 PAPER = {
@@ -33,7 +33,7 @@ FOOTER = ("configurations: fixed (input, output) lengths, closed loop, fp16, uni
 def duplex_figures(models=MODELS, lengths=LENGTHS, batches=BATCHES,
                    requests_per_batch: float = 2.0, seed: int = 0) -> list[Figure]:
     """Run the configurations and return the compared figures."""
-    from archsim.serving.run import serve
+    from archsim.experiments.serving.run import serve
 
     cache: dict = {}
 
@@ -91,7 +91,7 @@ def duplex_figures(models=MODELS, lengths=LENGTHS, batches=BATCHES,
 
 def _decode_ops(design: str, model: str, batch: int = 64, context: int = 2048):
     """The placed operations of one decode layer (batch requests at ``context``)."""
-    from archsim.serving.coprocessing import CoProcessingModel
+    from archsim.experiments.serving.coprocessing import CoProcessingModel
     from archsim.spec import load_design
 
     cm = CoProcessingModel(load_design(design), model, tp=DEVICES)

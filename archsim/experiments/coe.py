@@ -16,8 +16,8 @@ Experts live in DDR (RDU) or host memory (DGX); the router, the KV cache and the
 live in HBM. The expert cache holds what fits in the node's HBM beside the router and the KV
 cache (or ``cache_experts``). The DGX baseline runs out of memory when the experts and the
 router do not fit in its host memory. Run times come from the same models as everywhere else:
-:mod:`archsim.rdu` for the RDU, the xPU roofline serving model
-(:class:`archsim.serving.coprocessing.CoProcessingModel`) of the ``h100``/``a100`` designs for
+:mod:`archsim.families.rdu` for the RDU, the xPU roofline serving model
+(:class:`archsim.experiments.serving.coprocessing.CoProcessingModel`) of the ``h100``/``a100`` designs for
 the GPUs. Results are the mean over ``batches`` batches after a warm-up that fills the caches
 (steady state).
 """
@@ -182,7 +182,7 @@ def lru_misses(requests: np.ndarray, capacity: int) -> tuple[list[int], list[lis
 @lru_cache(maxsize=256)
 def _rdu_run_s(design: str, model: str, phase: str, batch: int, seq: int, sockets: int,
                dtype: str, overrides: tuple[str, ...]) -> float:
-    from archsim.rdu import simulate_model
+    from archsim.families.rdu import simulate_model
     from archsim.spec import load_design
 
     d = load_design(design, overrides)
@@ -208,7 +208,7 @@ def _xpu_design(design: str, overrides: tuple[str, ...]):
 @lru_cache(maxsize=256)
 def _gpu_run_s(design: str, overrides: tuple[str, ...], model: str, phase: str, batch: int,
                seq: int, gpus: int) -> float:
-    from archsim.serving.coprocessing import CoProcessingModel
+    from archsim.experiments.serving.coprocessing import CoProcessingModel
 
     m = CoProcessingModel(_xpu_design(design, overrides), model, tp=gpus)
     if phase == "prefill":

@@ -1,7 +1,7 @@
 """``archsim validate sn40l``: the SN40L RDU model against ../shared/reference/sn40l.md.
 
 Every figure is re-derived from the ``sn40l`` design with the section model
-(:mod:`archsim.rdu`) and the Composition-of-Experts model (:mod:`archsim.coe`); nothing is
+(:mod:`archsim.families.rdu`) and the Composition-of-Experts model (:mod:`archsim.experiments.coe`); nothing is
 fitted. Settings follow the reference ("Results", 8 sockets unless noted, BF16):
 
 * fused over unfused, Llama-2-7B prefill of a 4K prompt: within the paper's 1.5-3x;
@@ -17,7 +17,7 @@ fitted. Settings follow the reference ("Results", 8 sockets unless noted, BF16):
 """
 from __future__ import annotations
 
-from archsim.validate_neupims import Figure, format_figures, write_json  # noqa: F401 (re-export)
+from archsim.validation.neupims import Figure, format_figures, write_json  # noqa: F401 (re-export)
 
 FOOTER = ("sn40l design, BF16; Llama-2-7B on 8 sockets (TP8); CoE: 150 Llama-2-7B experts + "
           "a Llama-2-7B router, batch 8, 128 prompt + 20 output tokens, uniform routing")
@@ -35,8 +35,8 @@ PAPER = {
 
 def sn40l_figures() -> list[Figure]:
     """Every compared figure (see module docstring)."""
-    from archsim.coe import max_experts, simulate_coe
-    from archsim.rdu import simulate_model
+    from archsim.experiments.coe import max_experts, simulate_coe
+    from archsim.families.rdu import simulate_model
 
     figs: list[Figure] = []
     run = {}

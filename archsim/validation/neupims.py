@@ -1,7 +1,7 @@
 """``archsim validate neupims``: our serving throughput ratios next to the NeuPIMs paper's.
 
 Every figure of ../shared/reference/neupims.md "Headline results" is re-derived by running the
-serving simulator (:func:`archsim.serving.run.serve`) on the built-in designs with the paper's
+serving simulator (:func:`archsim.experiments.serving.run.serve`) on the built-in designs with the paper's
 workloads (GPT-3 7B/13B/30B with the paper's TP/PP, ShareGPT lengths, closed loop) and
 compared with the paper's number. Nothing here is fitted: the designs hold the hardware facts,
 the ratios come out of the models.
@@ -99,7 +99,7 @@ def tally(figs: list[Figure]) -> dict[str, int]:
 
 def _throughput_runner(requests_per_batch: float, seed: int, progress: bool,
                        fidelity: str) -> Callable:
-    from archsim.serving.run import serve
+    from archsim.experiments.serving.run import serve
 
     cache: dict = {}
 

@@ -1,0 +1,1 @@
+"""Experiments built on the families: the serving loop, Composition of Experts, design-space sweeps."""

@@ -1,0 +1,1 @@
+"""Model families: each answers for the designs it claims (see :mod:`archsim.families.base`)."""

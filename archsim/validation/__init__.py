@@ -1,0 +1,1 @@
+"""Validation: figures against the papers and reference simulators, golden cycle-count regression."""
