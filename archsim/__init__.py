@@ -1,6 +1,6 @@
 """archsim: cycle-approximate simulation and mapping of LLM/DNN accelerators.
 
-Three inputs, one evaluator::
+Three inputs; every family behind one :func:`archsim.api.simulate`::
 
     import archsim, dataflow
     cascade = dataflow.load_cascade("attention")
@@ -12,7 +12,7 @@ from __future__ import annotations
 __version__ = "0.2.0"
 
 from archsim.errors import DesignError, MappingError, UserError, WorkloadError  # noqa: E402
-from archsim.families.graph import simulate  # noqa: E402
+from archsim.api import simulate  # noqa: E402
 from archsim.mapping import Mapping  # noqa: E402
 from archsim.result import Result  # noqa: E402
 from archsim.spec import Design, builtin_designs, load_design  # noqa: E402

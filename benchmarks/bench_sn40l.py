@@ -3,7 +3,7 @@ fused or unfused sections on 8 sockets, the ILP and DP partitioners on one layer
 Composition-of-Experts model, and `archsim validate sn40l` end to end.
 
 * **cold**: the design is loaded, the model graph built and every section planned and
-  partitioned inside the timed call (the graph cache, ``archsim.families.rdu._graph_cached``, is
+  partitioned inside the timed call (the graph cache, ``archsim.families.rdu.shard_graph``, is
   cleared before each run);
 * **warm**: the design is loaded and the graph cached; section planning and the partition
   (the ILP) still run in every call, as they do for every `archsim simulate`;
@@ -30,7 +30,9 @@ import time
 from _timing import bench_args, print_rows, timed, write_results
 from archsim import load_design
 from archsim.experiments import coe
+from archsim.api import simulate
 from archsim.families import rdu
+from mappers.partition import partition
 
 PREFILL_7B = dict(phase="prefill", batch=1, seq=4096, sockets=8)
 DECODE_7B = dict(phase="decode", batch=1, seq=4096, sockets=8)
@@ -39,7 +41,7 @@ DECODE_7B = dict(phase="decode", batch=1, seq=4096, sockets=8)
 def cold(fn):
     """``fn`` with the model-graph and CoE run-time caches cleared first."""
     def run():
-        rdu._graph_cached.cache_clear()
+        rdu.clear_graph_cache()
         coe._rdu_run_s.cache_clear()
         coe._gpu_run_s.cache_clear()
         return fn()
@@ -50,16 +52,16 @@ def partition_times(method: str, repeat: int) -> tuple[float, float, int]:
     """(median seconds on a fresh section model, median seconds with every section plan
     cached, sections) of ``method`` on the Llama-2-7B prefill layer body."""
     design = load_design("sn40l")
-    cascade = rdu._graph("llama2-7b", "prefill", 1, 4096, None, 8, "bf16", None, "model")
-    body = next(names for seg, names, _ in rdu._segments(cascade) if seg == "layers")
+    cascade = rdu.shard_graph("llama2-7b", "prefill", 1, 4096, None, 8, "bf16", None, "model")
+    body = next(names for seg, names, _ in rdu.segments(cascade) if seg == "layers")
     fresh, cached = [], []
     for _ in range(repeat + 1):                       # the first run is the warm-up
         model = rdu.SectionModel(cascade, design, sockets=8)
         t0 = time.perf_counter()
-        part = rdu.partition(model, body, method)
+        part = partition(model, body, method)
         fresh.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        rdu.partition(model, body, method)
+        partition(model, body, method)
         cached.append(time.perf_counter() - t0)
     return statistics.median(fresh[1:]), statistics.median(cached[1:]), len(part.sections)
 
@@ -80,7 +82,7 @@ def main() -> None:
     sn40l = load_design("sn40l")
 
     def sim(design, model, fusion="fused", **kw):
-        return lambda: rdu.simulate_model(design, model, fusion=fusion, **kw)
+        return lambda: simulate(design, model, fusion=fusion, **kw)
 
     cases = [
         ("llama2-7b prefill 4K x8 fused, cold (ILP)", cold(sim("sn40l", "llama2-7b",

@@ -34,7 +34,7 @@ def test_portable_source(tmp_path):
 
 def test_every_result_carries_its_identity():
     from archsim.experiments.coe import simulate_coe
-    from archsim.families.rdu import simulate_model as rdu_model
+    from archsim.api import simulate as api_simulate
     from archsim.experiments.serving.run import serve
     from archsim.families.spatial import simulate_model as spatial_model
 
@@ -44,7 +44,7 @@ def test_every_result_carries_its_identity():
     assert d["identity"]["workload_hash"] == d["workload_hash"]
     _check(spatial_model(load_design("fusemax"), "bert-base", seq=1024, batch=1,
                          scope="attention").to_dict()["identity"], "spatial", "fusemax")
-    r = rdu_model("sn40l", "llama2-7b", phase="decode", batch=1, seq=512, sockets=8, layers=1)
+    r = api_simulate("sn40l", "llama2-7b", phase="decode", batch=1, seq=512, sockets=8, layers=1)
     _check(r.to_dict()["identity"], "rdu", "sn40l")
     s = serve("neupims", "gpt3-7b", requests=4, batch=4, tp=4).to_dict()
     _check(s["identity"], "graph", "neupims")

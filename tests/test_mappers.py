@@ -218,7 +218,7 @@ def test_binding_ilp_and_op_per_byte_rule():
 
 
 def test_tier_ilp_for_the_rdu():
-    from archsim.families.rdu import simulate_model
+    from archsim import api
 
     d = load_design("sn40l")
     cas = dataflow.model_graph("llama2-70b", "decode", 1, 4096, dtype="bf16")
@@ -226,8 +226,8 @@ def test_tier_ilp_for_the_rdu():
     assert res["status"] == "optimal" and set(tiers.values()) <= {"sram", "hbm", "ddr"}
     held = {t: cas.tensor_bytes(t) for t in tiers}
     assert sum(b for t, b in held.items() if tiers[t] == "hbm") <= 64 * 2**30
-    ilp = simulate_model(d, "llama2-70b", phase="decode", seq=4096, tiers="ilp")
-    policy = simulate_model(d, "llama2-70b", phase="decode", seq=4096)
+    ilp = api.simulate(d, "llama2-70b", phase="decode", seq=4096, tiers="ilp")
+    policy = api.simulate(d, "llama2-70b", phase="decode", seq=4096)
     assert ilp.seconds <= policy.seconds * 1.001
     assert any("ILP" in n for n in ilp.notes)
 
@@ -257,7 +257,10 @@ def test_cli_map_ilp_json_and_plot(tmp_path, capsys):
       "m=64,d=64,h=64", "--time-limit", "nan"], "--time-limit must be a positive number"),
     (["map", "--design", "npu", "--cascade", "mlp", "--mapper", "ilp", "--ranks",
       "m=64,d=64,h=64", "--node-limit", "0"], "--node-limit must be a positive"),
-    (["map", "--design", "sn40l", "--model", "llama2-7b"], "simulate --design sn40l"),
+    (["map", "--design", "sn40l", "--model", "llama2-7b", "--mapper", "belady"],
+     "section partitioner, one of ilp, greedy, dp"),
+    (["map", "--design", "sn40l", "--model", "llama2-7b", "--budget", "MR"],
+     "--budget do not apply to RDU section mapping"),
     (["map", "--design", "npu", "--cascade", "mlp", "--mapper", "magic"], "unknown mapper"),
 ])
 def test_cli_map_errors(argv, message, capsys):
@@ -280,3 +283,22 @@ def test_estimates_cover_every_instance_of_a_repeated_body():
     assert g.estimate["quantity"] == "cycles"
     assert g.cycles <= g.estimate["mapper"] * 1.01          # the serial sum bounds it
     assert g.estimate["mapper"] < 1.5 * g.cycles
+
+
+@pytest.mark.parametrize("mapper", ["ilp", "dp", "greedy"])
+def test_map_on_an_rdu_is_its_partitioner(mapper, tmp_path):
+    """``archsim map --design sn40l --mapper M`` is the section partitioner M: the same JSON
+    as ``simulate --partition M`` (one evaluator), with the partitioner's estimate printed."""
+    import json
+
+    from archsim.cli import main
+
+    base = ["--design", "sn40l", "--model", "llama2-7b", "--phase", "decode", "--seq", "512",
+            "--layers", "2", "--quiet"]
+    assert main(["map", *base, "--mapper", mapper, "--json", str(tmp_path / "m.json")]) == 0
+    assert main(["simulate", *base, "--partition", mapper,
+                 "--json", str(tmp_path / "s.json")]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m == json.loads((tmp_path / "s.json").read_text())
+    assert m["partitioner"] == mapper
+    assert all(p["method"] == mapper for p in m["partition"].values())

@@ -12,7 +12,9 @@ from archsim import load_design
 from archsim.cli import main
 from archsim.experiments.coe import BASELINES, lru_misses, max_experts, simulate_coe
 from archsim.errors import DesignError, MappingError, UserError
-from archsim.families.rdu import Infeasible, SectionModel, partition, simulate_cascade, simulate_model
+from archsim import api
+from archsim.families.rdu import Infeasible, SectionModel
+from mappers.partition import partition
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,7 @@ def test_general_evaluator_runs_on_pcus(sn40l):
 def test_fused_gemm_runs_near_peak(sn40l):
     cas = dataflow.Cascade.from_text(["Z[m,n] = A[m,k] * B[k,n]"],
                                      {"m": 4096, "n": 4096, "k": 4096}, default_bits=16)
-    r = simulate_cascade(sn40l, cas)
+    r = api.simulate(sn40l, cas)
     ideal = 2 * 4096**3 / sn40l.unit_models["pcu"].peak_flops_per_s
     assert ideal < r.seconds < 1.1 * ideal
     assert r.kernel_launches == 1
@@ -145,7 +147,7 @@ def test_too_many_stages_do_not_fit(sn40l):
     m = SectionModel(cas, small, sockets=8)
     with pytest.raises(Infeasible, match="stages need more PCUs than the 8"):
         m.plan(_body(cas))
-    r = simulate_cascade(small, cas, sockets=8)       # the partitioner cuts it instead
+    r = api.simulate(small, cas, sockets=8)       # the partitioner cuts it instead
     assert all(len(s.plan.ops) - sum(st.mode == "link" for st in s.plan.stages) <= 8
                for s in r.runs)
 
@@ -155,7 +157,7 @@ def test_operator_that_cannot_fit_says_why(sn40l):
     cas = dataflow.Cascade.from_text(["Z[m,n] = A[m,k] * B[k,n]"],
                                      {"m": 4096, "n": 4096, "k": 4096})
     with pytest.raises(MappingError, match="does not fit on the chip alone: .*PMUs"):
-        simulate_cascade(tiny, cas)
+        api.simulate(tiny, cas)
 
 
 # --------------------------------------------------------------------------- partitioners
@@ -189,10 +191,10 @@ def test_weights_spill_to_ddr_least_bandwidth_first():
     # a 64 GB HBM shrunk to 1 GB: Llama-2-7B's 13.5 GB shard of one socket cannot stay
     d = load_design("sn40l", ["memories.hbm.capacity_bytes=1000000000",
                               "memories.hbm.dram=null"])
-    r = simulate_model(d, "llama2-7b", phase="decode", batch=1, seq=1024, sockets=1)
+    r = api.simulate(d, "llama2-7b", phase="decode", batch=1, seq=1024, sockets=1)
     assert r.memory_bytes["ddr"] > 0
     assert any("spilled to DDR" in n for n in r.notes)
-    fast = simulate_model("sn40l", "llama2-7b", phase="decode", batch=1, seq=1024, sockets=1)
+    fast = api.simulate("sn40l", "llama2-7b", phase="decode", batch=1, seq=1024, sockets=1)
     assert r.seconds > 2 * fast.seconds                # DDR is 9x slower than HBM
     from archsim.families.rdu import place_tensors
     # B is read whole, C one column of 4096: C needs less bandwidth per byte held and spills
@@ -218,7 +220,7 @@ def test_weights_spill_to_ddr_least_bandwidth_first():
 
 # --------------------------------------------------------------------------- multi-socket
 def test_more_sockets_decode_faster_with_link_time():
-    t = {n: simulate_model("sn40l", "llama2-7b", phase="decode", batch=1, seq=4096,
+    t = {n: api.simulate("sn40l", "llama2-7b", phase="decode", batch=1, seq=4096,
                            sockets=n) for n in (1, 2, 8)}
     assert t[1].seconds > t[2].seconds > t[8].seconds
     # not perfectly linear: all-reduces and launches do not shrink
@@ -226,7 +228,7 @@ def test_more_sockets_decode_faster_with_link_time():
     links = [s for r in t[8].runs for s in r.plan.stages if s.mode == "link"]
     assert links and all(s.tile_cycles > 0 for s in links)
     with pytest.raises(UserError, match="joins at most 16 sockets"):
-        simulate_model("sn40l", "llama2-7b", phase="decode", sockets=32)
+        api.simulate("sn40l", "llama2-7b", phase="decode", sockets=32)
 
 
 # --------------------------------------------------------------------------- validation
@@ -235,7 +237,7 @@ def runs():
     out = {}
     for phase in ("prefill", "decode"):
         for fusion in ("fused", "unfused"):
-            out[phase, fusion] = simulate_model("sn40l", "llama2-7b", phase=phase, batch=1,
+            out[phase, fusion] = api.simulate("sn40l", "llama2-7b", phase=phase, batch=1,
                                                 seq=4096, sockets=8, fusion=fusion)
     return out
 
@@ -318,12 +320,12 @@ def test_lru_cache_replay():
 @pytest.mark.xfail(strict=True, reason="known deviation (issue 7 note): the model streams the "
                    "shard at the HBM's derived efficiency with ~1 us launches: 1416 tok/s")
 def test_llama31_8b_decode_16_sockets():
-    r = simulate_model("sn40l", "llama3-8b", phase="decode", batch=1, seq=8192, sockets=16)
+    r = api.simulate("sn40l", "llama3-8b", phase="decode", batch=1, seq=8192, sockets=16)
     assert 1.0 / r.seconds == pytest.approx(1042, rel=0.25)
 
 
 def test_llama31_8b_decode_16_sockets_bandwidth_bound():
-    r = simulate_model("sn40l", "llama3-8b", phase="decode", batch=1, seq=8192, sockets=16)
+    r = api.simulate("sn40l", "llama3-8b", phase="decode", batch=1, seq=8192, sockets=16)
     hbm_only = r.memory_bytes["hbm"] / (1.8e12 * load_design("sn40l").memory_efficiency("hbm"))
     assert hbm_only < r.seconds < 1.25 * hbm_only
     assert r.hbm_utilization > 0.85
@@ -389,7 +391,7 @@ def test_cli_tier_choice_moves_weights_to_ddr(tmp_path):
     d = json.loads(out.read_text())
     # WG and WU: 2 x 32 layers x 4096 x 1376 x 2 B of one socket's shard come from DDR
     assert d["memory"]["ddr"] == pytest.approx(2 * 32 * 4096 * 1376 * 2, rel=1e-6)
-    base = simulate_model("sn40l", "llama2-7b", phase="decode", seq=4096, sockets=8)
+    base = api.simulate("sn40l", "llama2-7b", phase="decode", seq=4096, sockets=8)
     assert d["seconds"] > 2 * base.seconds
     assert main(["simulate", "--design", "sn40l", "--model", "llama2-7b", "--tier", "X"]) == 2
 

@@ -2,20 +2,59 @@
 from __future__ import annotations
 
 from archsim.cli.common import (
-    add_limit_args, add_workload_args, check_outputs, cli_design, solve_limits, load_workload,
-    write_outputs)
+    MODEL_DEFAULTS, add_limit_args, add_workload_args, check_outputs, cli_design, int_list,
+    load_workload, solve_limits, write_json, write_outputs)
 from archsim.errors import UserError
 
 
+def _map_rdu(design, args) -> int:
+    """``map`` on a dataflow-RDU design: the partitioner named by ``--mapper`` cuts the
+    workload into sections; the family evaluates them."""
+    from archsim import api
+    from archsim.families.rdu import PARTITIONERS
+
+    methods = [m for m in PARTITIONERS if m != "unfused"]
+    mapper = args.mapper or "ilp"
+    if mapper not in methods:
+        raise UserError(f"design {design.name!r} is a dataflow RDU: --mapper chooses its "
+                        f"section partitioner, one of {', '.join(methods)}; not {mapper!r}")
+    given = [f for f, v in (("--budget", args.budget), ("--window", args.window),
+                            ("--policy", args.policy), ("--out", args.out)) if v]
+    given += [f"--{a}" for a in ("csv", "trace", "plot") if getattr(args, a)]
+    if given:
+        raise UserError(f"{', '.join(given)} do not apply to RDU section mapping (it writes "
+                        f"--json)")
+    if args.model:
+        bad = [f"--{f}" for f in ("tp", "expert_tokens", "dims") if getattr(args, f, None)]
+        if bad:
+            raise UserError(f"{', '.join(bad)} do not apply to RDU model graphs")
+        kv = None
+        if args.kv:
+            kv = int_list(args.kv, "--kv")
+            kv = kv[0] if len(kv) == 1 else kv
+        dtype = "bf16" if args.dtype == MODEL_DEFAULTS["dtype"] else args.dtype
+        workload, options = args.model, {"phase": args.phase, "batch": args.batch or 1,
+                                         "seq": args.seq or 1024, "kv": kv, "dtype": dtype,
+                                         "layers": args.layers, "scope": args.scope}
+    else:
+        workload, options = load_workload(args), {}
+    check_outputs(args)
+    _, result = api.map(design, workload, mapper=mapper, limits=solve_limits(args), **options)
+    if args.json:
+        write_json(result.to_dict(), args.json)
+    if not args.quiet:
+        print(result.summary())
+    return 0
+
+
 def run(args) -> int:
-    from archsim import simulate
-    from mappers import MEMORY_MAPPERS, get_mapper
+    from archsim import api
+    from mappers import MEMORY_MAPPERS
 
     design = cli_design(args)
-    if design.rdu is not None:
-        raise UserError(f"design {design.name!r} is a dataflow RDU: its mapping (sections, "
-                        f"tiers) is searched by `archsim simulate --design {design.name} "
-                        f"--partition ilp|greedy|dp`")
+    if api.family_for(design, args.model).name == "rdu":
+        return _map_rdu(design, args)
+    args.mapper = args.mapper or "greedy"
     cascade = load_workload(args)
     check_outputs(args)
     memory = args.mapper in MEMORY_MAPPERS
@@ -41,8 +80,7 @@ def run(args) -> int:
                 "limits": limits}
     elif args.mapper == "ilp-binding":
         opts = {"limits": limits}
-    mapping = get_mapper(args.mapper)(cascade, design, **opts)
-    result = simulate(design, cascade, mapping)
+    mapping, result = api.map(design, cascade, mapper=args.mapper, mapper_options=opts)
     if args.out:
         try:
             mapping.save(args.out)
@@ -74,9 +112,10 @@ def register(sub) -> None:
     """Add the ``map`` subcommand to ``sub``."""
     m = sub.add_parser("map", help="search a mapping, print it and its cost")
     add_workload_args(m)
-    m.add_argument("--mapper", default="greedy",
+    m.add_argument("--mapper", default=None,
                    help="greedy (default), opb, ilp-binding; memory mappers: ilp, belady, "
-                        "xla, exhaustive")
+                        "xla, exhaustive, rl; on an RDU design (sn40l) the section "
+                        "partitioner: ilp (default), greedy, dp")
     m.add_argument("--budget", metavar="MR|MH|MP|BYTES",
                    help="memory mappers: scratchpad budget (default its capacity); MR = the "
                         "largest operator's working set, MP = the least spill-free peak, MH "

@@ -13,7 +13,7 @@ def _simulate_spatial(design, args) -> int:
     """``simulate --model`` on a design with a ``spatial`` section (FuseMax, FLAT, unfused)."""
     import json
 
-    from archsim.families.spatial import simulate_model
+    from archsim import api
 
     unsupported = [f"--{a}" for a in ("csv", "trace", "plot", "mapping") if getattr(args, a)]
     unsupported += [f"--{f.replace('_', '-')}" for f in ("phase", "kv", "tp", "layers",
@@ -28,8 +28,8 @@ def _simulate_spatial(design, args) -> int:
                         f"which takes --model, --seq, --batch, --scope and --json; not "
                         f"{', '.join(unsupported)}")
     check_outputs(args)
-    result = simulate_model(design, args.model, seq=args.seq or 1024, batch=args.batch or 1,
-                            scope=args.scope)
+    result = api.simulate(design, args.model, seq=args.seq or 1024, batch=args.batch or 1,
+                          scope=args.scope)
     if args.json:
         try:
             Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -52,24 +52,23 @@ def _parse_tiers(items):
     return tiers
 
 
-def _simulate_rdu(design, args) -> int:
-    """``simulate --model`` on a dataflow-RDU design (SN40L): fused or unfused sections."""
-    from archsim.families.rdu import simulate_model
+def _simulate_rdu(design, args, workload) -> int:
+    """``simulate`` on a dataflow-RDU design (SN40L): fused or unfused sections of a model
+    (``workload`` its name) or of a cascade."""
+    from archsim import api
 
     tiers = _parse_tiers(args.tier)
     if not getattr(args, "model", None):
-        from archsim.families.rdu import simulate_cascade
-
-        cascade = load_workload(args)
+        cascade = workload
         unsupported = [f"--{a}" for a in ("csv", "trace", "plot", "mapping") if getattr(args, a)]
         if unsupported:
             raise UserError(f"design {design.name!r} runs workloads as RDU sections, which "
                             f"write --json; not {', '.join(unsupported)}")
         check_outputs(args)
-        result = simulate_cascade(design, cascade, fusion=args.fusion or "fused",
-                                  partitioner=args.partition, sockets=args.sockets or 1,
-                                  orchestration=args.orchestration, tiers=tiers,
-                                  limits=solve_limits(args))
+        result = api.simulate(design, cascade, fusion=args.fusion or "fused",
+                              partitioner=args.partition, sockets=args.sockets or 1,
+                              orchestration=args.orchestration, tiers=tiers,
+                              limits=solve_limits(args))
         if args.json:
             write_json(result.to_dict(), args.json)
         if not args.quiet:
@@ -95,12 +94,12 @@ def _simulate_rdu(design, args) -> int:
         kv = int_list(args.kv, "--kv")
         kv = kv[0] if len(kv) == 1 else kv
     dtype = "bf16" if args.dtype == MODEL_DEFAULTS["dtype"] else args.dtype
-    result = simulate_model(design, args.model, phase=args.phase, batch=args.batch or 1,
-                            seq=args.seq or 1024, kv=kv, sockets=args.sockets or 1,
-                            fusion=args.fusion or "fused", partitioner=args.partition,
-                            orchestration=args.orchestration, dtype=dtype,
-                            layers=args.layers, scope=args.scope, tiers=tiers,
-                            limits=solve_limits(args))
+    result = api.simulate(design, args.model, phase=args.phase, batch=args.batch or 1,
+                          seq=args.seq or 1024, kv=kv, sockets=args.sockets or 1,
+                          fusion=args.fusion or "fused", partitioner=args.partition,
+                          orchestration=args.orchestration, dtype=dtype,
+                          layers=args.layers, scope=args.scope, tiers=tiers,
+                          limits=solve_limits(args))
     if args.json:
         write_json(result.to_dict(), args.json)
     if not args.quiet:
@@ -108,23 +107,35 @@ def _simulate_rdu(design, args) -> int:
     return 0
 
 
-def run(args) -> int:
-    from archsim import Mapping, simulate
-
-    design = cli_design(args)
-    if design.rdu is not None:
-        return _simulate_rdu(design, args)
+def _refuse_rdu_flags(design, args) -> None:
     rdu_only = [f"--{f}" for f in ("sockets", "fusion", "partition", "orchestration")
                 if getattr(args, f, None) is not None] + (["--tier"] if args.tier else [])
     if rdu_only:
         raise UserError(f"{', '.join(rdu_only)} apply to dataflow-RDU designs (e.g. sn40l); "
                         f"design {design.name!r} has no rdu section")
-    if design.spatial is not None and getattr(args, "model", None):
+
+
+def run(args) -> int:
+    from archsim import Mapping, api
+
+    design = cli_design(args)
+    model = getattr(args, "model", None)
+    if model:
+        workload = model
+    else:
+        if design.rdu is None:
+            _refuse_rdu_flags(design, args)
+        workload = load_workload(args)
+    family = api.family_for(design, workload).name
+    if family == "rdu":
+        return _simulate_rdu(design, args, workload)
+    _refuse_rdu_flags(design, args)
+    if family == "spatial":
         return _simulate_spatial(design, args)
-    cascade = load_workload(args)
+    cascade = load_workload(args) if model else workload
     check_outputs(args)
     mapping = Mapping.load(args.mapping) if args.mapping else None
-    result = simulate(design, cascade, mapping, mapper=args.mapper)
+    result = api.simulate(design, cascade, mapping, mapper=args.mapper)
     write_outputs(result, args)
     if not args.quiet:
         print(result.summary())

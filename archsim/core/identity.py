@@ -34,14 +34,13 @@ MODEL_VERSIONS: dict[str, int] = {
 }
 
 
-def family_of(design: "Design") -> str:
-    """The family whose model answers for ``design``: ``rdu`` for a design with an ``rdu``
-    section, ``spatial`` for one with a ``spatial`` policy, else ``graph``."""
-    if getattr(design, "rdu", None) is not None:
-        return "rdu"
-    if getattr(design, "spatial", None) is not None:
-        return "spatial"
-    return "graph"
+def family_of(design: "Design", workload=None) -> str:
+    """The name of the family that answers for ``workload`` on ``design``
+    (:func:`archsim.families.base.family_for`: ``rdu`` for a design with an ``rdu`` section,
+    ``spatial`` for a model on one with a ``spatial`` policy, else ``graph``)."""
+    from archsim.families.base import family_for
+
+    return family_for(design, workload).name
 
 
 def model_version(family: str) -> str:

@@ -182,12 +182,12 @@ def lru_misses(requests: np.ndarray, capacity: int) -> tuple[list[int], list[lis
 @lru_cache(maxsize=256)
 def _rdu_run_s(design: str, model: str, phase: str, batch: int, seq: int, sockets: int,
                dtype: str, overrides: tuple[str, ...]) -> float:
-    from archsim.families.rdu import simulate_model
+    from archsim.api import simulate
     from archsim.spec import load_design
 
     d = load_design(design, overrides)
-    return simulate_model(d, model, phase=phase, batch=batch, seq=seq, sockets=sockets,
-                          dtype=dtype).seconds
+    return simulate(d, model, phase=phase, batch=batch, seq=seq, sockets=sockets,
+                    dtype=dtype).seconds
 
 
 def _xpu_design(design: str, overrides: tuple[str, ...]):

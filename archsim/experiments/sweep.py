@@ -241,9 +241,11 @@ def point_key(spec: SweepSpec, point: dict[str, Any]) -> str:
 
 
 def simulate_point(design, workload: dict[str, Any], mapper: str = "greedy") -> dict[str, Any]:
-    """The simulate JSON of a workload on a design (spatial, RDU or general), plus
-    ``throughput`` (tokens/s)."""
+    """The simulate JSON of a workload on a design (through :func:`archsim.api.simulate`,
+    whichever family answers), plus ``throughput`` (tokens/s)."""
     import dataflow
+
+    from archsim import api
 
     wl = dict(workload)
     model = wl.pop("model", None)
@@ -252,24 +254,19 @@ def simulate_point(design, workload: dict[str, Any], mapper: str = "greedy") -> 
     phase = wl.get("phase")
     batch = int(wl.get("batch", 1))
     seq = int(wl.get("seq", 1024))
-    if design.rdu is not None:
-        from archsim.families.rdu import simulate_model as rdu_model
-
+    family = api.family_for(design, model).name
+    if family == "rdu":
         kw = {k: wl[k] for k in ("sockets", "fusion", "orchestration", "dtype", "layers",
                                  "scope", "kv") if k in wl}
-        d = rdu_model(design, model, phase=phase, batch=batch, seq=seq, **kw).to_dict()
-    elif design.spatial is not None:
-        from archsim.families.spatial import simulate_model as spatial_model
-
-        d = spatial_model(design, model, seq=seq, batch=batch,
-                          scope=wl.get("scope", "model")).to_dict()
+        d = api.simulate(design, model, phase=phase, batch=batch, seq=seq, **kw).to_dict()
+    elif family == "spatial":
+        d = api.simulate(design, model, seq=seq, batch=batch,
+                         scope=wl.get("scope", "model")).to_dict()
     else:
-        from archsim import simulate
-
         cas = dataflow.model_graph(model, phase, batch, seq, wl.get("kv"),
                                    tp=int(wl.get("tp", 1)), dtype=wl.get("dtype", "fp16"),
                                    layers=wl.get("layers"), scope=wl.get("scope", "model"))
-        d = simulate(design, cas, mapper=mapper).to_dict(timeline=False)
+        d = api.simulate(design, cas, mapper=mapper).to_dict(timeline=False)
         phase = phase or ("decode" if "decode" in cas.name else "prefill")
     tokens = batch * (seq if phase == "prefill" else 1)
     secs = d.get("seconds") or 0.0

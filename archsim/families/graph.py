@@ -1,6 +1,7 @@
-"""The one evaluator: workload + design + mapping -> :class:`~archsim.result.Result`.
+"""The graph family: workload + design + mapping -> :class:`~archsim.result.Result` through
+the event-driven engine (NPU, NPU+PIM, GPU designs).
 
-Every mapper's proposal is scored here. Steps: check the mapping; ask each einsum's unit model
+Every graph mapper's proposal is scored here. Steps: check the mapping; ask each einsum's unit model
 for a :class:`~archsim.units.base.TaskPlan` (timing phases, traffic, energy); run the plans
 through the event-driven engine, which shares memory bandwidth between concurrent tasks; sum
 up per unit, per memory level and per task.
@@ -10,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archsim import engine
-from archsim.errors import WorkloadError
+from archsim.errors import MappingError, WorkloadError
+from archsim.families.base import Decision, Problem
 from archsim.mapping import Mapping
 from archsim.result import MemoryStats, Result, TaskRecord, UnitStats
-from archsim.spec import Design, load_design
+from archsim.spec import Design
 from archsim.units.base import PlanContext, TaskPlan
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,15 +116,8 @@ def _repeat_shifts(cascade: "Cascade", timings) -> dict[str, float]:
     return shift
 
 
-def simulate(design: Design | str | Path, workload: "Cascade", mapping: Mapping | None = None,
-             *, mapper: str = "greedy", overrides: tuple[str, ...] = ()) -> Result:
-    """Simulate ``workload`` on ``design`` under ``mapping``.
-
-    Args:
-        design: a :class:`Design`, a built-in design name or a design file path.
-        workload: a :class:`dataflow.Cascade`.
-        mapping: how to run it; None asks the mapper named by ``mapper`` (default greedy).
-        overrides: ``--set`` style overrides when ``design`` is a name or path.
+def evaluate(design: Design, workload: "Cascade", mapping: Mapping) -> Result:
+    """Score ``mapping`` of ``workload`` (a :class:`dataflow.Cascade`) on ``design``.
 
     Returns:
         A :class:`Result`: total cycles and seconds, per-unit busy cycles and utilization,
@@ -135,16 +129,8 @@ def simulate(design: Design | str | Path, workload: "Cascade", mapping: Mapping 
     from archsim import __version__
     from archsim.core.identity import identity
 
-    if not isinstance(design, Design):
-        design = load_design(design, overrides)
-    elif overrides:
-        design = load_design(design, overrides)
     if not hasattr(workload, "einsums"):
         raise WorkloadError(f"workload must be a dataflow.Cascade, got {type(workload).__name__}")
-    if mapping is None:
-        from mappers import get_mapper
-
-        mapping = get_mapper(mapper)(workload, design)
     mapping.check(workload, design)
 
     resident = mapping.resident_bytes(workload, design)
@@ -219,3 +205,61 @@ def simulate(design: Design | str | Path, workload: "Cascade", mapping: Mapping 
         archsim_version=__version__, mapping=mapping,
         identity=identity(design, family="graph", workload_hash=workload_hash(workload)),
     )
+
+
+#: What a graph problem decides, and what the default (``greedy``) mapper chooses.
+DECISIONS = (
+    Decision("binding", "each einsum on its fastest unit (greedy: stand-alone time)"),
+    Decision("order", "program (topological) order"),
+    Decision("placement", "weights and inputs in off-chip memory, intermediates on chip "
+                          "when they fit"),
+    Decision("tiling", "each unit model's own tile shape"),
+    Decision("memory", "none: no scratchpad memory plan (memory mappers: ilp, belady, xla, "
+                       "exhaustive, rl)"),
+)
+
+
+class GraphFamily:
+    """The ``graph`` family: every design without a ``spatial`` or ``rdu`` section, and any
+    cascade (not a model name) on a spatial design."""
+
+    name = "graph"
+
+    @property
+    def model_version(self) -> str:
+        """``graph-N`` (see :data:`archsim.core.identity.MODEL_VERSIONS`)."""
+        from archsim.core.identity import model_version
+
+        return model_version(self.name)
+
+    def claims(self, design: Design, workload=None) -> bool:
+        """Designs without an ``rdu`` section; spatial designs only for a cascade."""
+        if design.rdu is not None:
+            return False
+        return design.spatial is None or hasattr(workload, "einsums")
+
+    def problem(self, design: Design, workload, **options) -> Problem:
+        """The problem of a cascade on ``design`` (``workload`` a model name with
+        :func:`dataflow.model_graph` options in ``options`` builds the cascade)."""
+        if isinstance(workload, str):
+            import dataflow
+
+            workload = dataflow.model_graph(workload, **options)
+            options = {}
+        elif options:
+            raise WorkloadError(f"options {', '.join(sorted(options))} apply to a model name, "
+                                f"not to a cascade")
+        if not hasattr(workload, "einsums"):
+            raise WorkloadError(f"workload must be a dataflow.Cascade or a model name, got "
+                                f"{type(workload).__name__}")
+        return Problem(self.name, design, workload, DECISIONS)
+
+    def evaluate(self, problem: Problem, mapping: Mapping) -> Result:
+        """:func:`evaluate` of ``mapping`` (a :class:`~archsim.mapping.Mapping`)."""
+        if mapping is None:
+            raise MappingError("the graph family scores a Mapping; archsim.api.simulate asks "
+                               "a mapper (default greedy) for one")
+        return evaluate(problem.design, problem.workload, mapping)
+
+
+FAMILY = GraphFamily()

@@ -60,6 +60,7 @@ from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 from archsim.errors import MappingError, UserError
+from archsim.families.base import Decision, Problem
 from archsim.spec import Design, load_design
 
 FUSIONS = ("fused", "unfused")
@@ -577,94 +578,6 @@ class Partition:
     limit: str | None = None           # which solver limit stopped the ILP (None: finished)
 
 
-def _spans(n: int, max_ops: int | None):
-    for i in range(n):
-        for j in range(i + 1, n + 1 if max_ops is None else min(n, i + max_ops) + 1):
-            yield i, j
-
-
-def partition(model: SectionModel, names: Sequence[str], method: str = "ilp", *,
-              limits=None, max_ops: int | None = None) -> Partition:
-    """Cut ``names`` (a segment in program order) into sections with ``method``: ``unfused``,
-    ``greedy``, ``ilp`` or ``dp`` (see module docstring). Raises MappingError when some
-    einsum does not fit even alone."""
-    names = list(names)
-    n = len(names)
-    if n == 0:
-        return Partition([], method, "optimal")
-    for nm in names:
-        try:
-            model.plan((nm,))
-        except Infeasible as exc:
-            raise MappingError(f"einsum {nm!r} does not fit on the chip alone: {exc}") from None
-    if method == "unfused":
-        secs = [(nm,) for nm in names]
-        return Partition(secs, method, "fixed", sum(model.cost(s) for s in secs))
-    if method == "greedy":
-        secs, i = [], 0
-        while i < n:
-            j = i + 1
-            while j < n:
-                cur = model.cost(names[i:j])
-                grown = model.cost(names[i:j + 1])
-                if grown > cur + model.cost(names[j:j + 1]):
-                    break
-                j += 1
-            secs.append(tuple(names[i:j]))
-            i = j
-        return Partition(secs, method, "heuristic", sum(model.cost(s) for s in secs))
-    if method == "dp":
-        best = [0.0] + [math.inf] * n
-        cut = [0] * (n + 1)
-        for j in range(1, n + 1):
-            for i in range(max(0, j - max_ops) if max_ops else 0, j):
-                c = best[i] + model.cost(names[i:j])
-                if c < best[j]:
-                    best[j], cut[j] = c, i
-        secs, j = [], n
-        while j > 0:
-            secs.append(tuple(names[cut[j]:j]))
-            j = cut[j]
-        secs.reverse()
-        return Partition(secs, method, "optimal", best[n], best[n])
-    if method == "ilp":
-        return _partition_ilp(model, names, limits, max_ops)
-    raise UserError(f"unknown partitioner {method!r}; expected one of {', '.join(PARTITIONERS)}")
-
-
-def _partition_ilp(model: SectionModel, names: list[str], limits,
-                   max_ops: int | None) -> Partition:
-    import pulp
-
-    from archsim.core.solve import new_var as _var
-    from archsim.core.solve import solve
-
-    n = len(names)
-    spans = [(i, j, model.cost(names[i:j])) for i, j in _spans(n, max_ops)]
-    spans = [s for s in spans if math.isfinite(s[2])]
-    scale = max(s[2] for s in spans) or 1.0
-    prob = pulp.LpProblem("rdu_sections", pulp.LpMinimize)
-    x = {(i, j): _var(prob, f"x_{i}_{j}") for i, j, _ in spans}
-    prob += pulp.lpSum(c / scale * x[i, j] for i, j, c in spans)
-    for k in range(n):
-        prob += pulp.lpSum(x[i, j] for i, j, _ in spans if i <= k < j) == 1, f"cover_{k}"
-    res = solve(prob, limits)
-    status = res["status"]
-    chosen = sorted((i, j) for (i, j), v in x.items() if (v.value() or 0) > 0.5)
-    covered = sorted(k for i, j in chosen for k in range(i, j))
-    if covered != list(range(n)):
-        # no incumbent: fall back to the greedy partition, said so in the status
-        part = partition(model, names, "greedy")
-        part.method, part.status = "ilp", f"{status}: no solution, greedy used"
-        part.limit = res["limit"]
-        return part
-    secs = [tuple(names[i:j]) for i, j in chosen]
-    obj = sum(model.cost(s) for s in secs)
-    proven = status == "optimal"
-    bound = obj if proven else (res["bound"] * scale if res["bound"] is not None else None)
-    return Partition(secs, "ilp", status, obj, bound, res["limit"])
-
-
 # --------------------------------------------------------------------------- whole workload
 @dataclass
 class SectionRun:
@@ -819,7 +732,7 @@ class RduResult:
                          for seg, p in self.partitions.items()))
 
 
-def _segments(cascade) -> list[tuple[str, list[str], int]]:
+def segments(cascade) -> list[tuple[str, list[str], int]]:
     """(name, einsums, count) of the cascade's segments: before, the repeated body, after."""
     order = cascade.topological_order()
     if not cascade.repeats:
@@ -838,101 +751,160 @@ def _segments(cascade) -> list[tuple[str, list[str], int]]:
     return segs
 
 
-def simulate_cascade(design: Design, cascade, *, fusion: str = "fused",
-                     partitioner: str | None = None, sockets: int = 1,
-                     orchestration: str | None = None, tiers: Mapping[str, str] | None = None,
-                     limits=None, config: dict | None = None,
-                     reserve_bytes: float = 0.0) -> RduResult:
-    """Run ``cascade`` (one socket's shard) on RDU ``design`` as sections.
-
-    ``fusion``: ``fused`` (sections found by ``partitioner``, default ``ilp``) or ``unfused``
-    (one einsum per section). ``tiers``: tensor -> tier choices, or ``"ilp"`` to place every
-    persistent tensor with :func:`mappers.ilp.place_tiers`. Returns an :class:`RduResult`.
-    """
-    if fusion not in FUSIONS:
-        raise UserError(f"--fusion must be one of {', '.join(FUSIONS)}, found {fusion!r}")
-    method = "unfused" if fusion == "unfused" else (partitioner or "ilp")
-    if method not in PARTITIONERS:
-        raise UserError(f"unknown partitioner {method!r}; expected one of "
-                        f"{', '.join(PARTITIONERS)}")
-    if fusion == "unfused" and partitioner not in (None, "unfused"):
-        raise UserError("--partition applies to --fusion fused")
-    tier_solver = None
-    if tiers == "ilp":                        # the tier-placement ILP of mappers.ilp
-        from mappers.ilp import place_tiers
-
-        tiers, tier_solver = place_tiers(cascade, design, sockets_reserve_bytes=reserve_bytes,
-                                         limits=limits)
-    model = SectionModel(cascade, design, sockets=sockets, orchestration=orchestration,
-                         tiers=tiers, reserve_bytes=reserve_bytes)
-    runs: list[SectionRun] = []
-    parts: dict[str, Partition] = {}
-    prev_program = None
-    for seg, names, count in _segments(cascade):
-        part = partition(model, names, method, limits=limits)
-        parts[seg] = part
-        plans = [model.plan(s) for s in part.sections]
-        for p in plans:
-            if count > 1 and len(plans) == 1:
-                loads = int(prev_program != p.ops)      # the same kernel again and again
-            else:
-                loads = count if count > 1 else int(prev_program != p.ops)
-            runs.append(SectionRun(seg, p, count, loads))
-            prev_program = p.ops
-    cfg = dict(config or {})
-    cfg.setdefault("phase", "custom")
-    cfg.setdefault("batch", 1)
-    cfg.setdefault("seq", 1)
-    cfg.update({"sockets": sockets, "fusion": fusion, "partitioner": method,
-                "orchestration": orchestration or design.rdu.launch.orchestration})
-    notes = []
-    if tier_solver is not None:
-        notes.append(f"tiers placed by ILP ({tier_solver['status']}, "
-                     f"{tier_solver['nodes']} nodes)")
-    ddr = sorted(t for t, tier in model.place.items() if tier == "ddr")
-    if ddr:
-        notes.append(f"{len(ddr)} tensors spilled to DDR: {', '.join(ddr[:6])}"
-                     + (" ..." if len(ddr) > 6 else ""))
-    from archsim.core.identity import identity
-    from archsim.families.graph import workload_hash
-
-    return RduResult(design.name, design.hash, cascade.name, cfg, runs, parts, model.chip,
-                     notes, identity(design, family="rdu",
-                                     workload_hash=workload_hash(cascade)))
+#: What an RDU problem decides, and the defaults.
+DECISIONS = (
+    Decision("fusion", "fused: sections found by the partitioner (unfused: one einsum each)"),
+    Decision("partition", "ilp: exact over contiguous sections (mappers.partition)"),
+    Decision("tiers", "persistent inputs in HBM, the least bandwidth-hungry spilled to DDR "
+                      "when HBM is full (ilp: mappers.ilp.place_tiers)"),
+)
 
 
-def simulate_model(design, model: str, *, phase: str | None = None, batch: int = 1,
-                   seq: int = 1024, kv=None, sockets: int = 1, fusion: str = "fused",
-                   partitioner: str | None = None, orchestration: str | None = None,
-                   dtype: str = "bf16", layers: int | None = None,
-                   tiers: Mapping[str, str] | None = None, scope: str = "model",
-                   reserve_bytes: float = 0.0, limits=None) -> RduResult:
-    """Simulate one iteration of a model graph on an RDU design with tensor parallelism over
-    ``sockets`` (the graph is one socket's shard). ``phase`` prefill: ``batch`` prompts of
-    ``seq`` tokens; decode: ``batch`` requests with context ``kv`` (default ``seq``)."""
-    design = load_design(design) if not isinstance(design, Design) else design
-    if sockets < 1:
-        raise UserError(f"--sockets must be a positive integer, found {sockets}")
-    cas = _graph(model, phase, batch, seq, kv, sockets, dtype, layers, scope)
-    cfg = {"model": model if isinstance(model, str) else getattr(model, "name", str(model)),
-           "phase": phase or ("decode" if "decode" in cas.name else "prefill"),
-           "batch": batch, "seq": seq, "dtype": dtype}
-    return simulate_cascade(design, cas, fusion=fusion, partitioner=partitioner,
-                            sockets=sockets, orchestration=orchestration, tiers=tiers,
-                            config=cfg, reserve_bytes=reserve_bytes, limits=limits)
+@dataclass
+class RduProblem:
+    """The family's view of a problem: the section cost model (what every partitioner asks
+    for a section's cycles), the segments to cut, the partitioner method asked for, and the
+    result's configuration."""
+
+    model: SectionModel
+    segments: list[tuple[str, list[str], int]]
+    method: str
+    config: dict
+    tier_solver: dict | None = None
+
+
+class RduFamily:
+    """The ``rdu`` family: designs with an ``rdu`` section (SN40L)."""
+
+    name = "rdu"
+
+    @property
+    def model_version(self) -> str:
+        """``rdu-N`` (see :data:`archsim.core.identity.MODEL_VERSIONS`)."""
+        from archsim.core.identity import model_version
+
+        return model_version(self.name)
+
+    def claims(self, design: Design, workload=None) -> bool:
+        """Designs with an ``rdu`` section, whatever the workload."""
+        return design.rdu is not None
+
+    def problem(self, design, workload, *, fusion: str = "fused",
+                partitioner: str | None = None, sockets: int = 1,
+                orchestration: str | None = None, tiers: Mapping[str, str] | None = None,
+                config: dict | None = None, reserve_bytes: float = 0.0,
+                tier_solver: dict | None = None, **model_options) -> Problem:
+        """The sections problem of ``workload`` (a cascade: one socket's shard; or a model
+        name, whose tensor-parallel shard over ``sockets`` is built with ``model_options``:
+        phase, batch, seq, kv, dtype (default bf16), layers, scope). ``tiers``: tensor ->
+        tier choices already made (``"ilp"`` is a mapper: :func:`archsim.api.simulate` runs
+        it first)."""
+        design = load_design(design) if not isinstance(design, Design) else design
+        if isinstance(workload, str) or not hasattr(workload, "einsums"):
+            if sockets < 1:
+                raise UserError(f"--sockets must be a positive integer, found {sockets}")
+            opts = {"phase": None, "batch": 1, "seq": 1024, "kv": None, "dtype": "bf16",
+                    "layers": None, "scope": "model"}
+            unknown = sorted(set(model_options) - set(opts))
+            if unknown:
+                raise UserError(f"RDU model workloads take {', '.join(opts)}; not "
+                                f"{', '.join(unknown)}")
+            opts.update(model_options)
+            model = workload
+            workload = shard_graph(model, opts["phase"], opts["batch"], opts["seq"], opts["kv"],
+                              sockets, opts["dtype"], opts["layers"], opts["scope"])
+            config = {"model": model if isinstance(model, str) else
+                      getattr(model, "name", str(model)),
+                      "phase": opts["phase"] or ("decode" if "decode" in workload.name
+                                                 else "prefill"),
+                      "batch": opts["batch"], "seq": opts["seq"], "dtype": opts["dtype"]}
+        elif model_options:
+            raise UserError(f"{', '.join(sorted(model_options))} apply to a model name, not "
+                            f"to a cascade")
+        cascade = workload
+        if fusion not in FUSIONS:
+            raise UserError(f"--fusion must be one of {', '.join(FUSIONS)}, found {fusion!r}")
+        method = "unfused" if fusion == "unfused" else (partitioner or "ilp")
+        if method not in PARTITIONERS:
+            raise UserError(f"unknown partitioner {method!r}; expected one of "
+                            f"{', '.join(PARTITIONERS)}")
+        if fusion == "unfused" and partitioner not in (None, "unfused"):
+            raise UserError("--partition applies to --fusion fused")
+        if tiers == "ilp":
+            raise UserError("tiers='ilp' is the tier-placement mapper: run it first "
+                            "(archsim.api.simulate does)")
+        model = SectionModel(cascade, design, sockets=sockets, orchestration=orchestration,
+                             tiers=tiers, reserve_bytes=reserve_bytes)
+        cfg = dict(config or {})
+        cfg.setdefault("phase", "custom")
+        cfg.setdefault("batch", 1)
+        cfg.setdefault("seq", 1)
+        cfg.update({"sockets": sockets, "fusion": fusion, "partitioner": method,
+                    "orchestration": orchestration or design.rdu.launch.orchestration})
+        view = RduProblem(model, segments(cascade), method, cfg, tier_solver)
+        return Problem(self.name, design, cascade, DECISIONS,
+                       {"fusion": fusion, "partitioner": method, "sockets": sockets}, view)
+
+    def evaluate(self, problem: Problem, mapping: Mapping[str, Partition]) -> RduResult:
+        """Run the sections of ``mapping`` (segment name -> :class:`Partition`) and return
+        an :class:`RduResult`."""
+        view: RduProblem = problem.view
+        model, cascade, design = view.model, problem.workload, problem.design
+        missing = [seg for seg, _, _ in view.segments if seg not in mapping]
+        if missing:
+            raise MappingError(f"the mapping has no sections for segment(s) "
+                               f"{', '.join(missing)}")
+        runs: list[SectionRun] = []
+        parts: dict[str, Partition] = {}
+        prev_program = None
+        for seg, names, count in view.segments:
+            part = mapping[seg]
+            parts[seg] = part
+            plans = [model.plan(s) for s in part.sections]
+            for p in plans:
+                if count > 1 and len(plans) == 1:
+                    loads = int(prev_program != p.ops)      # the same kernel again and again
+                else:
+                    loads = count if count > 1 else int(prev_program != p.ops)
+                runs.append(SectionRun(seg, p, count, loads))
+                prev_program = p.ops
+        notes = []
+        if view.tier_solver is not None:
+            notes.append(f"tiers placed by ILP ({view.tier_solver['status']}, "
+                         f"{view.tier_solver['nodes']} nodes)")
+        ddr = sorted(t for t, tier in model.place.items() if tier == "ddr")
+        if ddr:
+            notes.append(f"{len(ddr)} tensors spilled to DDR: {', '.join(ddr[:6])}"
+                         + (" ..." if len(ddr) > 6 else ""))
+        from archsim.core.identity import identity
+        from archsim.families.graph import workload_hash
+
+        return RduResult(design.name, design.hash, cascade.name, dict(view.config), runs,
+                         parts, model.chip, notes,
+                         identity(design, family="rdu", workload_hash=workload_hash(cascade)))
+
+
+FAMILY = RduFamily()
+
+
+def clear_graph_cache() -> None:
+    """Forget the cached model graphs of :func:`shard_graph` (benchmarks time a cold run)."""
+    _shard_graph_cached.cache_clear()
 
 
 @lru_cache(maxsize=64)
-def _graph_cached(model, phase, batch, seq, kv, tp, dtype, layers, scope):
+def _shard_graph_cached(model, phase, batch, seq, kv, tp, dtype, layers, scope):
     import dataflow
 
     return dataflow.model_graph(model, phase, batch, seq, kv, tp=tp, dtype=dtype,
                                 layers=layers, scope=scope)
 
 
-def _graph(model, phase, batch, seq, kv, tp, dtype, layers, scope):
+def shard_graph(model, phase, batch, seq, kv, tp, dtype, layers, scope):
+    """The model graph of one socket's tensor-parallel shard (``tp`` sockets); built-in
+    models with one context length are cached (:func:`clear_graph_cache`)."""
     if isinstance(model, str) and not isinstance(kv, list):
-        return _graph_cached(model, phase, batch, seq, kv, tp, dtype, layers, scope)
+        return _shard_graph_cached(model, phase, batch, seq, kv, tp, dtype, layers, scope)
     import dataflow
 
     return dataflow.model_graph(model, phase, batch, seq, kv, tp=tp, dtype=dtype,

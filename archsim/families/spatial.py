@@ -54,6 +54,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from archsim.errors import MappingError, UserError, WorkloadError
+from archsim.families.base import Decision, Problem
 from archsim.spec import Design, load_design
 
 #: Attention cascades the spatial model evaluates.
@@ -709,3 +710,48 @@ def simulate_model(design: Design | str, model: str, *, seq: int, batch: int = 6
                        layers=n_layers, scope=scope, clock_hz=design.clock_hz, attention=attn,
                        gemms=gemms, excluded=list(excluded), array2d=pol.array2d,
                        identity=identity(design, family="spatial"))
+
+
+#: What a spatial problem decides, and the defaults (the design's ``spatial`` policy).
+DECISIONS = (
+    Decision("binding", "the design's spatial policy: each einsum of the attention cascade on "
+                        "the 2D or the 1D array (map_attention)"),
+    Decision("tiling", "P1 (query tile) the largest whose per-query state fits the buffer, "
+                       "or the policy's"),
+)
+
+
+class SpatialFamily:
+    """The ``spatial`` family: model workloads on designs with a ``spatial`` section
+    (FuseMax, FLAT, unfused). A cascade on such a design is the graph family's."""
+
+    name = "spatial"
+
+    @property
+    def model_version(self) -> str:
+        """``spatial-N`` (see :data:`archsim.core.identity.MODEL_VERSIONS`)."""
+        from archsim.core.identity import model_version
+
+        return model_version(self.name)
+
+    def claims(self, design: Design, workload=None) -> bool:
+        """Designs with a ``spatial`` section and no ``rdu`` one, for model workloads."""
+        return design.rdu is None and design.spatial is not None and \
+            not hasattr(workload, "einsums")
+
+    def problem(self, design: Design, workload, *, seq: int, batch: int = 64,
+                scope: str = "model", layers: int | None = None) -> Problem:
+        """An encoder model (built-in name or config.json) with ``batch`` sequences of
+        ``seq`` tokens (see :func:`simulate_model` for ``scope``)."""
+        return Problem(self.name, design, workload, DECISIONS,
+                       {"seq": seq, "batch": batch, "scope": scope, "layers": layers})
+
+    def evaluate(self, problem: Problem, mapping=None) -> ModelResult:
+        """:func:`simulate_model` under the design's policy (``mapping`` must be None: the
+        spatial binding and tiling are the policy's)."""
+        if mapping is not None:
+            raise MappingError("spatial designs map by their spatial policy; give no mapping")
+        return simulate_model(problem.design, problem.workload, **problem.options)
+
+
+FAMILY = SpatialFamily()

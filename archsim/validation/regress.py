@@ -43,25 +43,22 @@ CASE_KEYS = {"description", "design", "set", "workload", "mapper", "model_versio
 ENERGY_RTOL = 1e-9
 
 
-def run_case(case: dict, source: str = "<case>"):
-    """Simulate one golden case; returns the Result."""
+def case_inputs(case: dict, source: str = "<case>"):
+    """``(design, workload, options)`` of a golden case: the design with its ``set``
+    overrides, a cascade or a model name, and the family's options."""
     import dataflow
 
-    from archsim import simulate
     from archsim.spec import load_design
 
     unknown = set(case) - CASE_KEYS
     if unknown:
         raise UserError(f"{source}: unknown keys {sorted(unknown)}; expected {sorted(CASE_KEYS)}")
+    design = load_design(case["design"], case.get("set", []))
     wl = case.get("workload") or {}
-    if "spatial" in wl:
-        from archsim.families.spatial import simulate_model
-
-        return simulate_model(load_design(case["design"], case.get("set", [])), **wl["spatial"])
-    if "rdu" in wl:
-        from archsim.families.rdu import simulate_model as rdu_model
-
-        return rdu_model(load_design(case["design"], case.get("set", [])), **wl["rdu"])
+    for key in ("spatial", "rdu"):                # model workloads of those families
+        if key in wl:
+            options = dict(wl[key])
+            return design, options.pop("model"), options
     if "cascade" in wl:
         cascade = dataflow.load_cascade(wl["cascade"], ranks_override=wl.get("ranks"))
     elif "einsum" in wl:
@@ -75,19 +72,27 @@ def run_case(case: dict, source: str = "<case>"):
     else:
         raise UserError(f"{source}: workload needs 'cascade', 'einsum' + 'ranks', 'random', "
                         f"'model', 'spatial' or 'rdu'")
-    design = load_design(case["design"], case.get("set", []))
-    return simulate(design, cascade, mapper=case.get("mapper", "greedy"))
+    return design, cascade, {}
 
 
-def case_family(case: dict) -> str:
-    """The model family that answers a case: ``spatial`` and ``rdu`` workloads, else
-    ``graph`` (the event-driven evaluator)."""
-    wl = case.get("workload") or {}
-    if "spatial" in wl:
-        return "spatial"
-    if "rdu" in wl:
-        return "rdu"
-    return "graph"
+def run_case(case: dict, source: str = "<case>"):
+    """Simulate one golden case through :func:`archsim.api.simulate`; returns its result."""
+    from archsim import api
+
+    design, workload, options = case_inputs(case, source)
+    if api.family_for(design, workload).name == "graph":
+        options["mapper"] = case.get("mapper", "greedy")
+    elif "mapper" in case:
+        options["mapper"] = case["mapper"]
+    return api.simulate(design, workload, **options)
+
+
+def case_family(case: dict, source: str = "<case>") -> str:
+    """The model family that answers a case (:func:`archsim.families.base.family_for`)."""
+    from archsim.families.base import family_for
+
+    design, workload, _ = case_inputs(case, source)
+    return family_for(design, workload).name
 
 
 def figures(result) -> dict[str, Any]:
@@ -172,9 +177,10 @@ def run_cases(golden_dir: Path, update: bool = False
             case = json.loads(f.read_text())
         except json.JSONDecodeError as exc:
             raise UserError(f"{f}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        new = figures(run_case(case, str(f)))
+        result = run_case(case, str(f))
+        new = figures(result)
         lines = diff(case.get("expected"), new)
-        fam = case_family(case)
+        fam = result.identity["family"]
         version = model_version(fam)
         recorded = case.get("model_version")
         if recorded != version:

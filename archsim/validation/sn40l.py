@@ -36,14 +36,14 @@ PAPER = {
 def sn40l_figures() -> list[Figure]:
     """Every compared figure (see module docstring)."""
     from archsim.experiments.coe import max_experts, simulate_coe
-    from archsim.families.rdu import simulate_model
+    from archsim.api import simulate
 
     figs: list[Figure] = []
     run = {}
     for phase in ("prefill", "decode"):
         for fusion in ("fused", "unfused"):
             for orch in ("hardware", "software"):
-                run[phase, fusion, orch] = simulate_model(
+                run[phase, fusion, orch] = simulate(
                     "sn40l", "llama2-7b", phase=phase, batch=1, seq=4096, sockets=8,
                     fusion=fusion, orchestration=orch)
     cfg = "llama2-7b, batch 1, 4K, 8 sockets, hardware-orchestrated"
@@ -110,7 +110,7 @@ def sn40l_figures() -> list[Figure]:
                        ["Llama-2-7B experts in 8 x 1.5 TB DDR"],
                        reported="the reference states the count without the memory it "
                                 "reserves beside the experts"))
-    r16 = simulate_model("sn40l", "llama3-8b", phase="decode", batch=1, seq=8192, sockets=16)
+    r16 = simulate("sn40l", "llama3-8b", phase="decode", batch=1, seq=8192, sockets=16)
     figs.append(Figure(
         "llama31_8b_tokens_per_s_per_user", "Llama-3.1-8B decode, 16 sockets, 8K context",
         PAPER["llama31_8b_tokens_per_s_per_user"], 1.0 / r16.seconds, 25.0,
@@ -120,7 +120,7 @@ def sn40l_figures() -> list[Figure]:
     for key, label, kw in (("batch4", "batch 4", {"batch": 4}),
                            ("software", "software-orchestrated launches",
                             {"orchestration": "software"})):
-        r = simulate_model("sn40l", "llama3-8b", phase="decode", seq=8192, sockets=16,
+        r = simulate("sn40l", "llama3-8b", phase="decode", seq=8192, sockets=16,
                            **{"batch": 1, **kw})
         figs.append(Figure(
             f"llama31_8b_tokens_per_s_per_user_{key}", f"as above, {label}",
