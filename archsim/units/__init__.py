@@ -1,7 +1,7 @@
 """Unit models: timing and energy of the blocks a design is built from.
 
 A unit kind is registered here with :func:`register_unit`; a design file selects it with
-``kind: <name>``. See README "Adding a unit" for the recipe.
+``kind: <name>``. See docs/extending.md, "Adding a unit", for the recipe.
 """
 from __future__ import annotations
 
