@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from archsim.core.physics import peak_flops_per_s
 from archsim.errors import MappingError
 from archsim.families.graph import plan_einsum
 from archsim.mapping import Mapping
@@ -279,19 +280,6 @@ def xla_schedule(p):
 PIM_KINDS = ("bank_pim", "logic_pim")
 
 
-def _peak_flops_per_s(model) -> float:
-    """Peak FLOP/s of a compute unit (2 per MAC)."""
-    spec = model.spec
-    clk = model.clock_hz
-    if spec.kind == "systolic_array":
-        return 2.0 * spec.rows * spec.cols * spec.arrays * clk
-    if spec.kind == "gpu_roofline":
-        return spec.matrix_flops_per_s
-    if spec.kind == "pcu":
-        return model.peak_flops_per_s
-    return float(getattr(spec, "lanes", 1)) * clk
-
-
 def opb_mapping(cascade: "Cascade", design: "Design") -> Mapping:
     """The op/B rule (as Duplex places operations): an einsum whose operations per byte fall
     below the machine balance of the design's compute units (peak FLOP/s / bandwidth of the
@@ -305,7 +293,7 @@ def opb_mapping(cascade: "Cascade", design: "Design") -> Mapping:
     compute = [u for u in design.unit_models if u not in pims]
     main = design.outermost_memory(next(iter(design.memories)))
     bw = design.memories[main].bandwidth_bytes_per_s
-    balance = max(_peak_flops_per_s(design.unit_models[u]) for u in compute) / bw
+    balance = max(peak_flops_per_s(design.unit_models[u]) for u in compute) / bw
     binding = dict(base.binding)
     for e in cascade.topological_order():
         opb = cascade.op_per_byte(e)

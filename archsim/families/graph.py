@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from typing import TYPE_CHECKING, Any
 
 from archsim import engine
+from archsim.core.physics import whole_cycles
 from archsim.errors import MappingError, WorkloadError
 from archsim.families.base import Decision, Problem
 from archsim.mapping import Mapping
@@ -26,8 +26,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def _cycles(x: float) -> int:
-    """Round an engine time (float cycles) up to whole cycles, forgiving float noise."""
-    return int(math.ceil(x - 1e-6)) if x > 0 else 0
+    """Round an engine time (float cycles) up to whole cycles, forgiving the float noise of
+    the engine's event arithmetic (1e-6 cycles)."""
+    return whole_cycles(x, slack=1e-6)
 
 
 def workload_hash(cascade: "Cascade") -> str:

@@ -59,6 +59,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
+from archsim.core import physics
+from archsim.core.physics import whole_cycles
 from archsim.errors import MappingError, UserError
 from archsim.families.base import Decision, Problem
 from archsim.spec import Design, load_design
@@ -264,9 +266,10 @@ class _Chip:
         n = max(degree, 1)
         if n == 1:
             return 0.0, 0.0
-        ring = (2 * (n - 1) / n * nbytes / self.link_bytes_per_cycle,
-                2 * (n - 1) * self.link_latency_cycles)
-        shot = ((n - 1) * nbytes / self.link_bytes_per_cycle, self.link_latency_cycles)
+        ring = physics.ring_allreduce(nbytes, n, self.link_bytes_per_cycle,
+                                      self.link_latency_cycles)[:2]
+        shot = physics.one_shot_allreduce(nbytes, n, self.link_bytes_per_cycle,
+                                          self.link_latency_cycles)[:2]
         return min(ring, shot, key=lambda bl: bl[0] + bl[1])
 
 
@@ -613,7 +616,7 @@ class RduResult:
     @property
     def cycles(self) -> int:
         """Cycles of the design clock for the whole workload."""
-        return int(math.ceil(sum(r.cycles for r in self.runs) - 1e-9))
+        return whole_cycles(sum(r.cycles for r in self.runs))
 
     @property
     def seconds(self) -> float:

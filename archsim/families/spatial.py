@@ -53,6 +53,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from archsim.core.physics import roofline_time
 from archsim.errors import MappingError, UserError, WorkloadError
 from archsim.families.base import Decision, Problem
 from archsim.spec import Design, load_design
@@ -451,7 +452,7 @@ def evaluate_attention(design: Design, shape: AttentionShape,
         work_by_unit[c.unit] += c.work_cycles
     if mapping.schedule == "pipelined":
         compute = max(work_by_unit.values())
-        cycles = max(compute, dram_total / bw)
+        cycles = roofline_time(compute, dram_total, bw)
     elif mapping.schedule == "tile":
         rows = units[pol.array2d].spec.rows
         per_epoch = [c for c in costs if c.epochs == tiles * m1] if split else costs
@@ -467,7 +468,7 @@ def evaluate_attention(design: Design, shape: AttentionShape,
         tail_time = _list_schedule([(c.name, c.unit, c.work_cycles / c.epochs, 0, ()) for c in tail],
                                    units) if tail else 0.0
         compute = tiles * (m1 * epoch_time + tail_time)
-        cycles = max(compute, dram_total / bw)
+        cycles = roofline_time(compute, dram_total, bw)
     else:  # phased
         compute = 0.0
         cycles = 0.0
@@ -478,7 +479,7 @@ def evaluate_attention(design: Design, shape: AttentionShape,
             mem = sum(dram[t] for t in (reads | writes) if t in dram and t not in cross)
             mem += sum(fiber_bytes * ((t in reads) + (t in writes)) for t in cross)
             compute += comp
-            cycles += max(comp, mem / bw)
+            cycles += roofline_time(comp, mem, bw)
 
     # global buffer traffic: operands crossing arrays or coming from DRAM pass through it
     writer_unit = {e.output: mapping.binding[e.name] for e in info.einsums}
@@ -569,7 +570,7 @@ def evaluate_gemm(design: Design, name: str, m: int, n: int, k: int, bits: int =
     energy = (macs * a2.point_energy_pj({"mac": 1})
               + nbytes * design.memories[pol.dram].energy.read_pj_per_byte
               + buf * design.memories[pol.buffer].energy.read_pj_per_byte)
-    return GemmCost(name=name, m=m, n=n, k=k, cycles=max(compute, nbytes / bw),
+    return GemmCost(name=name, m=m, n=n, k=k, cycles=roofline_time(compute, nbytes, bw),
                     compute_cycles=compute, dram_bytes=nbytes, energy_pj=energy)
 
 

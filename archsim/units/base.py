@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
+from archsim.core.physics import roofline_time
+
 if TYPE_CHECKING:  # pragma: no cover
     from dataflow import Cascade
 
@@ -112,7 +114,7 @@ class TaskPlan:
             t = ph.compute_cycles
             for level, nbytes in ph.bytes.items():
                 bw = bandwidth_bytes_per_cycle[level]
-                t = max(t, nbytes / bw)
+                t = roofline_time(t, nbytes, bw)
             total += t
         return total
 

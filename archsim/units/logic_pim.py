@@ -33,6 +33,7 @@ from typing import Literal
 
 from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
 
+from archsim.core.physics import roofline_time, whole_cycles
 from archsim.errors import MappingError
 from archsim.units.base import Phase, PlanContext, StrictModel, TaskPlan, UnitModel, UnitSpec
 from archsim.units.dram_spec import DramSpec
@@ -151,7 +152,7 @@ class LogicPim(UnitModel):
         passes = math.ceil(tokens / chunk)
         nbytes = float(K) * N * el * passes * count
         macs = float(tokens) * K * N * count
-        seconds = max(nbytes / self.bandwidth_bytes_per_s, macs / self.peak_macs_per_s)
+        seconds = roofline_time(macs / self.peak_macs_per_s, nbytes, self.bandwidth_bytes_per_s)
         return seconds, nbytes, nbytes * self.read_pj_per_byte + macs * self.spec.energy.mac_pj
 
     def softmax_seconds(self, scores: float) -> float:
@@ -190,7 +191,7 @@ class LogicPim(UnitModel):
         macs = con.B * con.M * con.N * con.K
         return TaskPlan(
             phases=[Phase("logic-pim gemm", cycles, traffic.totals())],
-            compute_cycles=int(math.ceil(cycles - 1e-9)),
+            compute_cycles=whole_cycles(cycles),
             ops={"mac": macs},
             read_bytes=reads, write_bytes=writes,
             unit_energy_pj=pj,

@@ -28,6 +28,7 @@ from typing import Literal
 
 from pydantic import NonNegativeFloat, PositiveInt
 
+from archsim.core.physics import whole_cycles
 from archsim.units.base import Phase, PlanContext, TaskPlan, UnitModel, UnitSpec
 from archsim.units.vector import require_supported, staged_traffic, unknown_ops_reason
 
@@ -82,7 +83,7 @@ class Pcu(UnitModel):
         if points > 0:
             alu = sum(ops.get(k, 0) for k in ALU_KINDS) / points
             tail = sum(ops.get(k, 0) for k in TAIL_KINDS) / points
-            per_point = max(math.ceil(alu / self.spec.stages - 1e-9), math.ceil(tail - 1e-9), 1)
+            per_point = max(whole_cycles(alu / self.spec.stages), whole_cycles(tail), 1)
             simd = points * per_point / self.spec.lanes
         c = cascade.contraction(einsum)
         if c is not None:
@@ -101,7 +102,7 @@ class Pcu(UnitModel):
         cas = ctx.cascade
         require_supported(self, ctx, "PCUs")
         one, mode = self.einsum_cycles(cas, ctx.einsum)
-        unit_cycles = math.ceil(one / self.spec.count - 1e-9)
+        unit_cycles = whole_cycles(one / self.spec.count)
         traffic = staged_traffic(ctx, self.name, self.spec.scratchpad,
                                  self.spec.lanes * self.spec.count)
         ops = cas.ops(ctx.einsum)
@@ -111,7 +112,7 @@ class Pcu(UnitModel):
         useful = ops.get("mac", 0) / self.macs_per_cycle if mode == "systolic" else one
         return TaskPlan(
             phases=[Phase("stream", unit_cycles * scale, traffic.totals())],
-            compute_cycles=int(math.ceil(unit_cycles * scale - 1e-9)),
+            compute_cycles=whole_cycles(unit_cycles * scale),
             ops=dict(ops),
             read_bytes=reads,
             write_bytes=writes,

@@ -20,11 +20,11 @@ of :mod:`archsim.families.spatial` instead.
 """
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import PositiveInt
 
+from archsim.core.physics import whole_cycles
 from archsim.units.vector import OpCycles, OpEnergy, VectorUnit
 from archsim.units.base import UnitSpec
 
@@ -84,11 +84,11 @@ class PeArray(VectorUnit):
         plan = super().plan(ctx)
         cas = ctx.cascade
         lane = self.lane_cycles(cas.ops(ctx.einsum), cas.points(ctx.einsum))
-        unit_cycles = math.ceil(lane / self.pes - 1e-9)
+        unit_cycles = whole_cycles(lane / self.pes)
         scale = self.cycle_scale
         plan.phases[0] = type(plan.phases[0])("stream", unit_cycles * scale, plan.phases[0].bytes)
-        plan.compute_cycles = int(math.ceil((unit_cycles + (
-            self.spec.pipeline_latency_cycles if lane else 0)) * scale - 1e-9))
+        plan.compute_cycles = whole_cycles((unit_cycles + (
+            self.spec.pipeline_latency_cycles if lane else 0)) * scale)
         plan.useful_cycles = lane / self.pes * scale
         plan.details = {"pe_cycles": lane, "unit_compute_cycles": unit_cycles}
         return plan

@@ -19,6 +19,7 @@ import math
 from functools import cached_property
 from typing import Literal
 
+from archsim.core.physics import whole_cycles
 from archsim.errors import MappingError
 from archsim.units.base import Phase, PlanContext, TaskPlan, Traffic, UnitModel, UnitSpec
 from archsim.units.dram_spec import PimGeometry
@@ -166,7 +167,7 @@ class BankPim(UnitModel):
         reads, writes = traffic.as_ints()
         return TaskPlan(
             phases=[Phase("pim gemv", cycles, totals)],
-            compute_cycles=int(math.ceil(cycles - 1e-9)),
+            compute_cycles=whole_cycles(cycles),
             ops={"mac": macs},
             read_bytes=reads, write_bytes=writes,
             unit_energy_pj=energy,

@@ -10,11 +10,11 @@ norms, activations) run on the vector pipes at ``vector_flops_per_s``.
 """
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import NonNegativeFloat, PositiveFloat
 
+from archsim.core.physics import whole_cycles
 from archsim.errors import MappingError
 from archsim.units.base import Phase, PlanContext, StrictModel, TaskPlan, Traffic, UnitModel, UnitSpec
 
@@ -83,7 +83,7 @@ class GpuRoofline(UnitModel):
         reads, writes = traffic.as_ints()
         return TaskPlan(
             phases=[Phase("kernel", cycles, traffic.totals())],
-            compute_cycles=int(math.ceil(cycles - 1e-9)),
+            compute_cycles=whole_cycles(cycles),
             ops=dict(cas.ops(ctx.einsum)),
             read_bytes=reads, write_bytes=writes,
             unit_energy_pj=flops * spec.energy.flop_pj,

@@ -40,12 +40,12 @@ back the last output tile.
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import NonNegativeFloat, PositiveInt, model_validator
 
+from archsim.core.physics import whole_cycles
 from archsim.errors import MappingError
 from archsim.units.base import (
     Phase,
@@ -279,7 +279,7 @@ class SystolicArray(UnitModel):
         cyc, acc = tiled_totals(M, N, K, Tm, Tn, Tk, self.rows, self.cols, self.spec.dataflow,
                                 self.spec.arrays, self.spec.double_buffered)
         unit_cycles = int(cyc) * B
-        compute_cycles = int(math.ceil(unit_cycles * self.cycle_scale - 1e-9))
+        compute_cycles = whole_cycles(unit_cycles * self.cycle_scale)
         trips = {d: np.int64(-(-s // t)) for d, s, t in (("m", M, Tm), ("n", N, Tn), ("k", K, Tk))}
         f = {k: int(v) for k, v in _loop_factors(order, trips).items()}
 

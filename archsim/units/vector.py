@@ -10,11 +10,11 @@ such as a per-row maximum, are assumed to stay in the unit's registers while the
 """
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
+from archsim.core.physics import whole_cycles
 from archsim.errors import MappingError
 from archsim.units.base import (
     Phase,
@@ -129,7 +129,7 @@ class VectorUnit(UnitModel):
         spec = self.spec
         ops = cas.ops(ctx.einsum)
         lane_cycles = sum(n * getattr(spec.cycles_per_op, k) for k, n in ops.items())
-        stream_unit_cycles = math.ceil(lane_cycles / spec.lanes - 1e-9)
+        stream_unit_cycles = whole_cycles(lane_cycles / spec.lanes)
         unit_cycles = stream_unit_cycles + (spec.pipeline_latency_cycles if lane_cycles else 0)
         scale = self.cycle_scale
         spm = spec.scratchpad
@@ -143,7 +143,7 @@ class VectorUnit(UnitModel):
         reads, writes = traffic.as_ints()
         return TaskPlan(
             phases=phases,
-            compute_cycles=int(math.ceil(unit_cycles * scale - 1e-9)),
+            compute_cycles=whole_cycles(unit_cycles * scale),
             ops=dict(ops),
             read_bytes=reads,
             write_bytes=writes,

@@ -57,6 +57,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from archsim.core.physics import roofline_time
 from archsim.errors import UserError
 from archsim.experiments.serving.batching import StepCost
 from archsim.experiments.serving.iteration import (
@@ -127,7 +128,7 @@ class _Xpu:
         self.flop_pj = self.spec.energy.flop_pj
 
     def matrix(self, flops: float, nbytes: float) -> float:
-        return max(flops / self.flops_s, nbytes / self.bw)
+        return roofline_time(flops / self.flops_s, nbytes, self.bw)
 
 
 class _LogicPimSide:

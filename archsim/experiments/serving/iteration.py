@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from archsim.core import physics
+from archsim.core.physics import roofline_time
 from archsim.errors import UserError
 from archsim.experiments.serving.batching import StepCost
 from archsim.spec import Design
@@ -188,10 +190,9 @@ def ring_allreduce(link, devices: int, nbytes: float) -> tuple[float, float]:
     """(seconds, bytes each device sends) of a ring all-reduce of ``nbytes`` over ``devices``
     devices joined by ``link`` (an :class:`~archsim.spec.InterconnectSpec`): ``2 (n-1)/n`` of
     the data over the link, ``2 (n-1)`` message latencies."""
-    if devices == 1 or nbytes == 0:
-        return 0.0, 0.0
-    moved = 2 * (devices - 1) / devices * nbytes
-    return moved / link.bandwidth_bytes_per_s + 2 * (devices - 1) * link.latency_s, moved
+    bw_s, latency_s, moved = physics.ring_allreduce(nbytes, devices, link.bandwidth_bytes_per_s,
+                                                    link.latency_s)
+    return bw_s + latency_s, moved
 
 
 def lpt_makespan(times: np.ndarray, bins: int) -> float:
@@ -320,12 +321,13 @@ class IterationModel:
         macs = float(M) * K * N
         if self.kind == "gpu":
             g = self.gpu.spec
-            t = max(2 * macs / (g.matrix_flops_per_s * g.compute_efficiency), nbytes / self.hbm_bw)
+            t = roofline_time(2 * macs / (g.matrix_flops_per_s * g.compute_efficiency), nbytes,
+                              self.hbm_bw)
             return t, nbytes, macs
         sp = self.sa.spec
         cyc = gemm_compute_cycles(M, N, K, sp.rows, sp.cols, sp.dataflow, sp.arrays,
                                   sp.double_buffered) * self.sa.cycle_scale
-        return max(cyc / self.clock, nbytes / self.hbm_bw), nbytes, macs
+        return roofline_time(cyc / self.clock, nbytes, self.hbm_bw), nbytes, macs
 
     def layer_gemms(self, tokens: int) -> tuple[float, float, float]:
         """(seconds, HBM bytes, MACs) of one layer's weight GEMMs over ``tokens`` tokens."""
@@ -414,7 +416,8 @@ class IterationModel:
         out["vector"] = vec_s
         if self.kind == "gpu":
             g = self.gpu.spec
-            t = max(2 * macs / (g.matrix_flops_per_s * g.compute_efficiency), kv_bytes / self.hbm_bw)
+            t = roofline_time(2 * macs / (g.matrix_flops_per_s * g.compute_efficiency), kv_bytes,
+                              self.hbm_bw)
             out.update(seconds=t + vec_s, npu=t, hbm_bytes=kv_bytes,
                        pj=vec_pj + 2 * macs * g.energy.flop_pj)
             return out
@@ -427,7 +430,7 @@ class IterationModel:
                        + gemm_compute_cycles(s.group, s.head_dim, ctx, sp.rows, sp.cols,
                                              sp.dataflow, 1, sp.double_buffered))
             compute_s = float(np.sum(per_req)) * s.kv_heads / sp.arrays * self.sa.cycle_scale / self.clock
-            t = max(compute_s, kv_bytes / self.hbm_bw)
+            t = roofline_time(compute_s, kv_bytes, self.hbm_bw)
             out.update(seconds=t + vec_s, npu=t, hbm_bytes=kv_bytes,
                        pj=vec_pj + macs * self.sa.spec.energy.mac_pj)
             return out
