@@ -9,13 +9,12 @@ Three inputs; every family behind one :func:`archsim.api.simulate`::
 """
 from __future__ import annotations
 
-__version__ = "0.2.0"
-
-from archsim.errors import DesignError, MappingError, UserError, WorkloadError  # noqa: E402
-from archsim.api import simulate  # noqa: E402
-from archsim.mapping import Mapping  # noqa: E402
-from archsim.result import Result  # noqa: E402
-from archsim.spec import Design, builtin_designs, load_design  # noqa: E402
+from archsim.version import __version__
+from archsim.errors import DesignError, MappingError, UserError, WorkloadError
+from archsim.api import simulate
+from archsim.mapping import Mapping
+from archsim.result import Result
+from archsim.spec import Design, builtin_designs, load_design
 
 __all__ = [
     "__version__", "simulate", "Mapping", "Result", "Design", "load_design", "builtin_designs",

@@ -62,8 +62,7 @@ def main() -> None:
         for budget in ("MR", "MH", "MP"):
             p = MappingProblem(cas, design, window=base.window)
             if peak_order is None:
-                p.peak_optimal_bytes()
-                peak_order = [p.index[e] for e in p._mp_schedule.order]
+                peak_order = [p.index[e] for e in p.peak_optimal_schedule().order]
             p.set_budget(budget)
             cost = {}
             for label, sched in (("belady", belady_schedule(p)),

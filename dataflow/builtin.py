@@ -5,8 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from .cascade import Cascade
-from .cascade_io import cascade_from_yaml
+from .cascade import Cascade, cascade_from_yaml
 from .errors import CascadeError
 
 __all__ = ["builtin_cascades", "load_cascade"]

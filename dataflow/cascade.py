@@ -11,40 +11,19 @@ group runs as a loop over that rank (see :meth:`Cascade.recurrences`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from .affine import is_rank_name, size_name
+from .cascade_io import (CascadeDocument, cascade_parts_from_text, cascade_to_yaml,
+                         read_cascade_yaml)
 from .dependencies import Recurrence, analyze_dependencies
-from .einsum import Einsum, Tensor
+from .einsum import Einsum, Repeat, Tensor
 from .errors import CascadeError
 from .expr import Access
+from .index_text import parse_index
 from .metrics import Contraction
 
-__all__ = ["Cascade", "Recurrence", "Contraction", "ReadOnlyDict", "Repeat"]
-
-
-@dataclass(frozen=True)
-class Repeat:
-    """A run of einsums that stands for ``count`` identical instances executed one after
-    another (e.g. the layers of a transformer).
-
-    The body is the einsums from ``first`` to ``last`` in program order. Every instance has the
-    shapes and the operations of the body but its own weights (the body's input tensors); the
-    cascade holds one instance, and analyses and the evaluator multiply the body by ``count``
-    (:meth:`Cascade.multiplicity`). The einsums after the body read the last instance's output.
-    ``carry`` lists ``(output, input)`` tensor pairs: instance i+1 reads, where the body reads
-    ``input``, what instance i wrote to ``output`` (a layer's residual stream). A mapping must
-    keep both in one memory level so that every instance costs the same.
-    """
-
-    name: str
-    first: str
-    last: str
-    count: int
-    carry: tuple = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "carry", tuple(tuple(pair) for pair in self.carry))
+__all__ = ["Cascade", "Recurrence", "Contraction", "ReadOnlyDict", "Repeat", "cascade_from_text",
+           "cascade_from_yaml"]
 
 
 class ReadOnlyDict(dict):
@@ -102,21 +81,27 @@ class Cascade:
         from their first access (its plain rank variables, ``default_bits``); ``tensors`` maps
         names to :class:`Tensor` or to ``{ranks, bits, extents}`` dicts; ``tags`` and
         ``repeats`` are as in the constructor."""
-        from .cascade_io import cascade_from_text
-        return cascade_from_text(text_or_lines, ranks, name=name, default_bits=default_bits,
-                                 tensors=tensors, tags=tags, repeats=repeats,
-                                 description=description)
+        return cls(**cascade_parts_from_text(text_or_lines, ranks, name=name,
+                                             default_bits=default_bits, tensors=tensors,
+                                             tags=tags, repeats=repeats, description=description))
 
     @classmethod
-    def from_yaml(cls, source, filename: str | None = None) -> "Cascade":
+    def from_yaml(cls, source, filename: str | None = None,
+                  ranks_override: dict | None = None) -> "Cascade":
         """Return the cascade described by a YAML file (path) or YAML text; see
-        :mod:`dataflow.cascade_io` for the format. Raises FormatError / CascadeError."""
-        from .cascade_io import cascade_from_yaml
-        return cascade_from_yaml(source, filename)
+        :mod:`dataflow.cascade_io` for the format. ``ranks_override`` replaces rank sizes
+        before validation. Raises FormatError for a malformed file and CascadeError (prefixed
+        with ``file:line:``) for an invalid cascade."""
+        document: CascadeDocument = read_cascade_yaml(source, filename, ranks_override)
+        try:
+            cascade = cls(**document.parts)
+        except CascadeError as exc:
+            raise document.locate(exc) from None
+        cascade.source = document.file
+        return cascade
 
     def to_yaml(self) -> str:
         """Return this cascade as YAML text that :meth:`from_yaml` reads back equal."""
-        from .cascade_io import cascade_to_yaml
         return cascade_to_yaml(self)
 
     def with_ranks(self, **sizes: int) -> "Cascade":
@@ -247,7 +232,6 @@ class Cascade:
             if rank in overrides:
                 extent = overrides[rank]
                 if isinstance(extent, str):
-                    from .parse import parse_index
                     try:
                         index = parse_index(extent)
                     except CascadeError as exc:
@@ -547,3 +531,16 @@ def _one_to_one(indices, sizes: dict[str, int], extents: dict[str, int]) -> bool
                 progress = True
     return determined == variables
 
+
+def cascade_from_text(text_or_lines, ranks: dict, name: str = "cascade",
+                      default_bits: int = 16, tensors: dict | None = None, *,
+                      tags: dict | None = None, repeats=(), description: str = "") -> Cascade:
+    """Return a cascade from einsum text (see :meth:`Cascade.from_text`)."""
+    return Cascade.from_text(text_or_lines, ranks, name, default_bits, tensors, tags=tags,
+                             repeats=repeats, description=description)
+
+
+def cascade_from_yaml(source, filename: str | None = None,
+                      ranks_override: dict | None = None) -> Cascade:
+    """Return the cascade in a YAML file or text (see :meth:`Cascade.from_yaml`)."""
+    return Cascade.from_yaml(source, filename, ranks_override)

@@ -1,4 +1,8 @@
-"""Building cascades from einsum text and from YAML files, and writing them back.
+"""Reading cascades from einsum text and YAML files, and writing them back.
+
+The readers return the constructor arguments of a :class:`~dataflow.cascade.Cascade`
+(:func:`cascade_parts_from_text`, :func:`read_cascade_yaml`); ``Cascade.from_text`` and
+``Cascade.from_yaml`` (or :func:`dataflow.cascade_from_yaml`) build and validate the cascade.
 
 Cascade YAML format
 -------------------
@@ -40,13 +44,19 @@ from pathlib import Path
 
 import yaml
 
-from .cascade import Cascade, Repeat
-from .einsum import Einsum, Tensor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .einsum import Einsum, Repeat, Tensor
 from .errors import CascadeError, FormatError, describe_value, format_key_path
 from .parse import parse_einsum
 from .yamlio import KeyLines, check_keys, load_yaml_strict, source_label
 
-__all__ = ["cascade_from_text", "cascade_from_yaml", "cascade_to_yaml", "default_names"]
+if TYPE_CHECKING:
+    from .cascade import Cascade
+
+__all__ = ["CascadeDocument", "cascade_parts_from_text", "cascade_to_yaml", "default_names",
+           "read_cascade_yaml"]
 
 TOP_KEYS = ("name", "description", "ranks", "default_bits", "tensors", "einsums", "tags",
             "repeats")
@@ -88,8 +98,9 @@ def _tensor_from_spec(name: str, spec, default_bits: int) -> Tensor:
 
 def _assemble(name, ranks, tensor_specs, entries, default_bits, description="", tags=None,
               repeats=()):
-    """Return a Cascade from parsed einsum entries [(Einsum, explicit name or None)],
-    inferring undeclared tensors. CascadeErrors carry einsum_index or key_path."""
+    """Return a Cascade's constructor arguments from parsed einsum entries [(Einsum, explicit
+    name or None)], inferring undeclared tensors. CascadeErrors carry einsum_index or
+    key_path."""
     tensors: dict[str, Tensor] = {}
     for tname, spec in (tensor_specs or {}).items():
         tensors[tname] = _tensor_from_spec(tname, spec, default_bits)
@@ -109,14 +120,16 @@ def _assemble(name, ranks, tensor_specs, entries, default_bits, description="", 
                     einsum_index=i)
             tensors[access.tensor] = Tensor(access.tensor, tuple(variables), default_bits)
         einsums.append(einsum)
-    return Cascade(name, ranks, tensors, einsums, description=description, tags=tags,
-                   repeats=repeats)
+    return {"name": name, "ranks": ranks, "tensors": tensors, "einsums": einsums,
+            "description": description, "tags": tags, "repeats": repeats}
 
 
-def cascade_from_text(text_or_lines, ranks: dict, name: str = "cascade",
-                      default_bits: int = 16, tensors: dict | None = None, *,
-                      tags: dict | None = None, repeats=(), description: str = "") -> Cascade:
-    """Return a cascade from einsum text (see ``Cascade.from_text``)."""
+def cascade_parts_from_text(text_or_lines, ranks: dict, name: str = "cascade",
+                            default_bits: int = 16, tensors: dict | None = None, *,
+                            tags: dict | None = None, repeats=(),
+                            description: str = "") -> dict[str, Any]:
+    """Return the constructor arguments of the cascade in einsum text (see
+    ``Cascade.from_text``)."""
     lines = text_or_lines.splitlines() if isinstance(text_or_lines, str) else list(text_or_lines)
     entries = []
     for raw in lines:
@@ -138,12 +151,36 @@ def _int_field(value, what: str, file, path, lines: KeyLines) -> int:
     return value
 
 
-def cascade_from_yaml(source, filename: str | None = None,
-                      ranks_override: dict | None = None) -> Cascade:
-    """Return the cascade in a YAML file or text (format in this module's docstring).
+@dataclass(frozen=True)
+class CascadeDocument:
+    """A cascade file as read: the cascade's constructor arguments (``parts``), the file's
+    label for messages and the line of every key, to place a validation error."""
+
+    parts: dict[str, Any]
+    file: str
+    lines: KeyLines
+
+    def locate(self, exc: CascadeError) -> CascadeError:
+        """Return ``exc`` prefixed with ``file:line:`` of the einsum or key it names (a
+        FormatError already names its place and is returned as it is)."""
+        if isinstance(exc, FormatError):
+            return exc
+        if exc.einsum_index is not None:
+            line = self.lines.line(("einsums", exc.einsum_index))
+        elif exc.key_path is not None:
+            line = self.lines.line(exc.key_path)
+        else:
+            line = None
+        return exc.with_location(self.file, line)
+
+
+def read_cascade_yaml(source, filename: str | None = None,
+                      ranks_override: dict | None = None) -> CascadeDocument:
+    """Read a cascade YAML file or text (format in this module's docstring).
 
     ``ranks_override`` replaces rank sizes before validation. Raises FormatError for a
-    malformed file and CascadeError (prefixed with ``file:line:``) for an invalid cascade.
+    malformed file and CascadeError (prefixed with ``file:line:``) for an einsum whose tensors
+    cannot be inferred; ``Cascade.from_yaml`` validates the rest.
     """
     data, lines = load_yaml_strict(source, filename, with_lines=True)
     file = source_label(source, filename)
@@ -154,21 +191,13 @@ def cascade_from_yaml(source, filename: str | None = None,
     entries = _read_einsums(data["einsums"], file, lines)
     tags = _read_tags(data.get("tags") or {}, file, lines)
     repeats = _read_repeats(data.get("repeats") or [], file, lines)
+    document = CascadeDocument({}, file, lines)
     try:
-        cascade = _assemble(name, ranks, tensor_specs, entries, default_bits, description,
-                            tags, repeats)
+        parts = _assemble(name, ranks, tensor_specs, entries, default_bits, description,
+                          tags, repeats)
     except CascadeError as exc:
-        if isinstance(exc, FormatError):
-            raise
-        if exc.einsum_index is not None:
-            line = lines.line(("einsums", exc.einsum_index))
-        elif exc.key_path is not None:
-            line = lines.line(exc.key_path)
-        else:
-            line = None
-        raise exc.with_location(file, line) from None
-    cascade.source = file
-    return cascade
+        raise document.locate(exc) from None
+    return CascadeDocument(parts, file, lines)
 
 
 def _read_header(data: dict, file, lines: KeyLines) -> tuple[str, str, int]:

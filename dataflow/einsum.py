@@ -8,7 +8,7 @@ from .affine import is_rank_name
 from .errors import CascadeError
 from .expr import Access, BinOp, Expr, expr_accesses, iter_nodes
 
-__all__ = ["Tensor", "Einsum", "REDUCE_OPS"]
+__all__ = ["Tensor", "Einsum", "Repeat", "REDUCE_OPS"]
 
 #: Reduction operators: ranks on the right-hand side but not in the output are reduced with one.
 REDUCE_OPS = ("+", "max", "min")
@@ -157,3 +157,27 @@ class Einsum:
 
     def __str__(self) -> str:
         return self.text
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """A run of einsums that stands for ``count`` identical instances executed one after
+    another (e.g. the layers of a transformer).
+
+    The body is the einsums from ``first`` to ``last`` in program order. Every instance has the
+    shapes and the operations of the body but its own weights (the body's input tensors); the
+    cascade holds one instance, and analyses and the evaluator multiply the body by ``count``
+    (:meth:`Cascade.multiplicity`). The einsums after the body read the last instance's output.
+    ``carry`` lists ``(output, input)`` tensor pairs: instance i+1 reads, where the body reads
+    ``input``, what instance i wrote to ``output`` (a layer's residual stream). A mapping must
+    keep both in one memory level so that every instance costs the same.
+    """
+
+    name: str
+    first: str
+    last: str
+    count: int
+    carry: tuple = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "carry", tuple(tuple(pair) for pair in self.carry))

@@ -15,6 +15,7 @@ from typing import Iterator, Union
 
 from .affine import IndexExpr
 from .errors import CascadeError
+from .index_text import parse_index
 
 __all__ = ["Access", "Const", "Neg", "BinOp", "Call", "Expr", "FUNCTIONS", "OP_KINDS",
            "FUNCTION_COSTS", "iter_nodes", "expr_accesses"]
@@ -67,7 +68,6 @@ class Access:
             raise CascadeError(f"tensor name must be an identifier, found {self.tensor!r}")
         if any(not isinstance(i, IndexExpr) for i in self.indices) or \
                 not isinstance(self.indices, tuple):
-            from .parse import parse_index
             fixed = tuple(i if isinstance(i, IndexExpr) else parse_index(str(i))
                           for i in self.indices)
             object.__setattr__(self, "indices", fixed)

@@ -15,15 +15,15 @@ from __future__ import annotations
 import itertools
 
 from archsim.errors import MappingError
-from mappers.problem import MappingProblem, MemorySchedule
+from mappers.offsets import assign_offsets, schedule_from_residency
+from mappers.problem import MappingProblem
+from mappers.schedule import MemorySchedule
 
 MAX_OPERATORS = 8
 
 
 def exhaustive_schedule(p: MappingProblem) -> MemorySchedule:
     """The traffic-optimal schedule of ``p`` (see module docstring)."""
-    from mappers.ilp import assign_offsets, schedule_from_residency
-
     if p.n > MAX_OPERATORS:
         raise MappingError(f"the exhaustive mapper takes at most {MAX_OPERATORS} operators; "
                            f"this graph has {p.n} (use --mapper ilp)")

@@ -20,6 +20,8 @@ from archsim.core.physics import peak_flops_per_s
 from archsim.errors import MappingError
 from archsim.families.graph import plan_einsum
 from archsim.mapping import Mapping
+from mappers.offsets import best_fit
+from mappers.schedule import Buffer, MemorySchedule
 
 if TYPE_CHECKING:  # pragma: no cover
     from dataflow import Cascade
@@ -142,8 +144,6 @@ def belady_schedule(p, order: list[int] | None = None):
     ``order`` (default program order), with Belady replacement: when the next operator's
     tensors do not fit, evict the resident tensor whose next use is farthest away (spilling an
     intermediate that is still needed, once) until they do. Returns a MemorySchedule."""
-    from mappers.problem import Buffer, MemorySchedule
-
     p.check_budget()
     order = list(range(p.n)) if order is None else list(order)
     if not p.is_valid_order(order):
@@ -234,9 +234,6 @@ def xla_schedule(p):
     for each operator that uses it (created and spilled by its producer, reloaded for each
     consumer). When an operator's staged tensors do not fit, the lowest-priority placed buffer
     spanning that step is demoted. Greedy, no backtracking beyond demotion."""
-    from mappers.ilp import best_fit
-    from mappers.problem import Buffer, MemorySchedule
-
     p.check_budget()
     order = list(range(p.n))
     full = {b.tensor: b for b in p.spill_free_buffers(order)}

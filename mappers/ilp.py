@@ -15,7 +15,7 @@ Memory mapping ([COSMA] ../shared/reference/mappers.md), in two stages:
    unit is free and its producers have finished. Only bandwidth sharing between tasks that
    run at once on different units is left out, so the estimate is a lower bound of the
    evaluator's figure whenever units overlap.
-2. **Offsets** (:func:`assign_offsets`): best-fit, largest buffers first; when best-fit leaves
+2. **Offsets** (:func:`mappers.offsets.assign_offsets`): best-fit, largest buffers first; when best-fit leaves
    a buffer without room, a small non-overlap ILP over the buffers that share its steps repairs
    the placement (big-M disjunctions, only over co-resident pairs).
 
@@ -25,7 +25,7 @@ problem gives the same mapping on any machine. A solve cut short by a limit retu
 incumbent (or the best baseline, when that is better) with the solver's bound, gap and which
 limit stopped it; "optimal" is reported only when HiGHS proves it.
 
-:func:`peak_memory_schedule` is the peak-memory variant (no spills, minimise the peak) that
+:func:`mappers.peak.peak_memory_schedule` is the peak-memory variant (no spills, minimise the peak) that
 defines the M_P budget. :func:`bind_units` (binding with overlap, minimising the makespan) and
 :func:`place_tiers` (SRAM/HBM/DDR placement for the RDU) are the other two ILPs.
 """
@@ -37,7 +37,11 @@ from typing import Any, Sequence
 from archsim.core.solve import SolveLimits, solve
 from archsim.core.solve import new_var as _var
 from archsim.errors import MappingError
-from mappers.problem import Buffer, MappingProblem, MemorySchedule
+from mappers.greedy import belady_schedule, default_placement, xla_schedule
+from mappers.offsets import assign_offsets, schedule_from_residency
+from mappers.peak import at_step, order_variables, step_windows
+from mappers.problem import MappingProblem
+from mappers.schedule import Buffer, MemorySchedule
 
 OBJECTIVES = ("traffic", "time")
 #: Largest problem for which a fragmented two-stage answer is retried with addresses in the ILP
@@ -54,45 +58,6 @@ class NoIncumbent(MappingError):
 
 
 # --------------------------------------------------------------------------- stage 1
-def _windows(p: MappingProblem):
-    """Step ranges of operators and tensors (where they may run / be resident)."""
-    rng = [p.step_range(i) for i in range(p.n)]
-    win = {}
-    for a, info in p.tensors.items():
-        users = list(info.consumers) + ([info.producer] if info.producer is not None else [])
-        if not users:
-            continue
-        lo = min(rng[u][0] for u in users)
-        hi = max(rng[u][1] for u in users)
-        win[a] = (lo, hi)
-    return rng, win
-
-
-def _order_model(prob, p: MappingProblem, rng):
-    """Assignment and precedence constraints; returns x[(i, t)]."""
-    import pulp
-
-    x = {(i, t): _var(prob, f"x_{i}_{t}") for i in range(p.n)
-         for t in range(rng[i][0], rng[i][1] + 1)}
-    for i in range(p.n):
-        prob += pulp.lpSum(x[i, t] for t in range(rng[i][0], rng[i][1] + 1)) == 1
-    for t in range(p.n):
-        prob += pulp.lpSum(x[i, t] for i in range(p.n) if (i, t) in x) == 1
-    for i in range(p.n):
-        for q in p.preds[i]:
-            # i by step t  =>  q by step t - 1
-            for t in range(rng[i][0], rng[i][1] + 1):
-                lhs = pulp.lpSum(x[i, s] for s in range(rng[i][0], t + 1))
-                rhs = pulp.lpSum(x[q, s] for s in range(rng[q][0], min(t - 1, rng[q][1]) + 1))
-                prob += lhs <= rhs
-    return x
-
-
-def _by(x, i, t):
-    """x[i, t] or 0."""
-    return x.get((i, t), 0)
-
-
 def memory_schedule(p: MappingProblem, *, objective: str = "traffic",
                     limits: SolveLimits | None = None, offsets: bool = True) -> MemorySchedule:
     """Stage 1 (and, with ``offsets``, stage 2) of the memory-mapping ILP; see module
@@ -144,7 +109,7 @@ def memory_schedule(p: MappingProblem, *, objective: str = "traffic",
                     best = joint
             except MappingError as exc:      # no joint answer within the limits
                 best.solver["joint"] = f"not used: {exc}"
-        mp = getattr(p, "_mp_schedule", None)
+        mp = p.cached_peak_schedule
         if mp is not None and p.budget_bytes >= mp.solver.get("arena_bytes", math.inf) and \
                 p.evaluate(best).non_compulsory_bytes > 0:
             # the peak-optimal schedule already found is spill-free and fits
@@ -199,8 +164,6 @@ def _baseline_fallback(p: MappingProblem, info: dict, limits: SolveLimits,
                        objective: str) -> MemorySchedule:
     """The better of the Belady and XLA-style baselines, labelled with the ILP's status,
     limit and bound: a solve cut short never returns less than the baselines give."""
-    from mappers.greedy import belady_schedule, xla_schedule
-
     cands = []
     for fn in (belady_schedule, xla_schedule):
         try:
@@ -235,8 +198,8 @@ def _stage1(p: MappingProblem, objective: str, limits: SolveLimits,
     import pulp
 
     prob = pulp.LpProblem("memory_schedule", pulp.LpMinimize)
-    rng, win = _windows(p)
-    x = _order_model(prob, p, rng)
+    rng, win = step_windows(p)
+    x = order_variables(prob, p, rng)
     r, ld, sp = {}, {}, {}
     for a, (lo, hi) in win.items():
         info = p.tensors[a]
@@ -255,9 +218,9 @@ def _stage1(p: MappingProblem, objective: str, limits: SolveLimits,
         for t in range(lo, hi + 1):
             prev = r.get((a, t - 1), 0)
             if q is not None:
-                made = pulp.lpSum(_by(x, q, s) for s in range(rng[q][0], t + 1))
+                made = pulp.lpSum(at_step(x, q, s) for s in range(rng[q][0], t + 1))
                 prob += r[a, t] <= made
-                prob += ld[a, t] >= r[a, t] - prev - _by(x, q, t)
+                prob += ld[a, t] >= r[a, t] - prev - at_step(x, q, t)
             else:
                 prob += ld[a, t] >= r[a, t] - prev
             if a in sp:
@@ -408,210 +371,6 @@ def _input_bytes(p: MappingProblem) -> int:
     return sum(i.size for i in p.tensors.values() if i.producer is None and i.consumers)
 
 
-def schedule_from_residency(p: MappingProblem, order: Sequence[int],
-                            resident: dict[str, Sequence[int]], mapper: str,
-                            prefetch: bool = False) -> MemorySchedule:
-    """Buffers from per-tensor resident steps (runs of consecutive steps), trimmed to the steps
-    between a buffer's creation or first use and its last use. With ``prefetch`` a loaded
-    buffer keeps the start of its run (the load is issued by that step's task)."""
-    pos = {o: t for t, o in enumerate(order)}
-    buffers, spilled = [], set()
-    for a, steps in resident.items():
-        info = p.tensors[a]
-        uses = sorted({pos[c] for c in info.consumers} |
-                      ({pos[info.producer]} if info.producer is not None else set()))
-        make = pos[info.producer] if info.producer is not None else None
-        runs = _runs(sorted(steps))
-        for s, e in runs:
-            inside = [u for u in uses if s <= u <= e]
-            if not inside:
-                continue
-            start = s if (make is not None and s == make) or prefetch else inside[0]
-            end = inside[-1]
-            buffers.append(Buffer(a, start, end, None, not (make is not None and start == make)))
-        if info.producer is not None and not info.is_output and \
-                any(b.loaded for b in buffers if b.tensor == a):
-            spilled.add(a)
-    return MemorySchedule(p.names(order), buffers, spilled, mapper=mapper)
-
-
-def _runs(steps: Sequence[int]) -> list[tuple[int, int]]:
-    out = []
-    for s in steps:
-        if out and s == out[-1][1] + 1:
-            out[-1] = (out[-1][0], s)
-        else:
-            out.append((s, s))
-    return out
-
-
-# --------------------------------------------------------------------------- stage 2
-def best_fit(p: MappingProblem, buffers: Sequence[Buffer], budget: int) -> list[Buffer]:
-    """Give offsets best-fit, largest buffers first (then earliest); returns the buffers that
-    found no room (their offset stays None)."""
-    placed: list[Buffer] = []
-    failed = []
-    for b in sorted(buffers, key=lambda b: (-p.tensors[b.tensor].size, b.start, b.tensor)):
-        size = p.tensors[b.tensor].size
-        busy = sorted(((c.offset, c.offset + p.tensors[c.tensor].size) for c in placed
-                       if c.overlaps(b)))
-        best, cur = None, 0
-        for lo, hi in busy + [(budget, budget)]:
-            gap = lo - cur
-            if gap >= size and (best is None or gap < best[1]):
-                best = (cur, gap)
-            cur = max(cur, hi)
-        if best is None:
-            b.offset = None
-            failed.append(b)
-        else:
-            b.offset = best[0]
-            placed.append(b)
-    return failed
-
-
-def assign_offsets(p: MappingProblem, sched: MemorySchedule,
-                   limits: SolveLimits | None = None, split: bool = True) -> None:
-    """Stage 2: offsets for ``sched.buffers`` in ``p.budget_bytes``. Best-fit first; where it
-    leaves a buffer without room, a non-overlap ILP re-places the buffers sharing its steps
-    (up to 60 of them); if that fails too and ``split`` is set, the buffers resident at the
-    failing step are split around it (reloaded afterwards), which always ends with a
-    placement, and the extra reload bytes are recorded in ``sched.solver["repair_bytes"]``.
-    Raises MappingError when ``split`` is off and no placement is found."""
-    budget = p.budget_bytes
-    before = p.evaluate(sched).non_compulsory_bytes
-    for _ in range(4 * p.n + 4):
-        failed = best_fit(p, sched.buffers, budget)
-        if not failed:
-            break
-        if _repair_ilp(p, sched, failed, budget, limits):
-            break
-        if not split:
-            raise MappingError(
-                f"no offsets fit the buffers in {budget} bytes: best-fit left {len(failed)} "
-                f"buffer(s) without room and the repair ILP found no placement")
-        _split_at(p, sched, failed[0].start)
-    else:  # pragma: no cover - each split cleans a step, so this is not reached
-        raise MappingError(f"no offsets fit the buffers in {budget} bytes")
-    after = p.evaluate(sched).non_compulsory_bytes
-    if after != before:
-        sched.solver["repair_bytes"] = sched.solver.get("repair_bytes", 0) + after - before
-
-
-def _repair_ilp(p: MappingProblem, sched: MemorySchedule, failed, budget: int,
-                limits: SolveLimits | None) -> bool:
-    import pulp
-
-    steps = set()
-    for b in failed:
-        steps.update(range(b.start, b.end + 1))
-    free = [b for b in sched.buffers if any(b.start <= s <= b.end for s in steps)]
-    if len(free) > 60:
-        return False
-    fixed = [b for b in sched.buffers if b not in free]
-    prob = pulp.LpProblem("offsets", pulp.LpMinimize)
-    off = {id(b): _var(prob, f"o_{k}", 0, budget - p.tensors[b.tensor].size, "Integer")
-           for k, b in enumerate(free)}
-    prob += pulp.lpSum([])
-    pairs = [(b, c, False) for k, b in enumerate(free) for c in free[k + 1:] if b.overlaps(c)]
-    pairs += [(b, c, True) for b in free for c in fixed if b.overlaps(c)]
-    for k, (b, c, c_fixed) in enumerate(pairs):
-        sb, sc = p.tensors[b.tensor].size, p.tensors[c.tensor].size
-        oc = c.offset if c_fixed else off[id(c)]
-        y = _var(prob, f"y_{k}")
-        prob += off[id(b)] + sb <= oc + budget * y
-        prob += oc + sc <= off[id(b)] + budget * (1 - y)
-    res = solve(prob, limits)
-    if res["status"] not in ("optimal", "node_limit", "time_limit"):
-        for b in failed:
-            b.offset = None
-        return False
-    for b in free:
-        b.offset = int(round(off[id(b)].value()))
-    return True
-
-
-def _split_at(p: MappingProblem, sched: MemorySchedule, step: int) -> None:
-    """Split every buffer resident at ``step`` so that only single-step buffers of the tensors
-    the step's operator uses remain there; the parts after ``step`` are reloaded."""
-    pos = {e: t for t, e in enumerate(sched.order)}
-    op = p.ops[p.index[sched.order[step]]]
-    out = []
-    for b in sched.buffers:
-        if not b.start <= step <= b.end or (b.start == b.end == step):
-            out.append(b)
-            continue
-        info = p.tensors[b.tensor]
-        uses = sorted({pos[p.ops[c].name] for c in info.consumers} |
-                      ({pos[p.ops[info.producer].name]} if info.producer is not None else set()))
-        left = [u for u in uses if b.start <= u < step]
-        right = [u for u in uses if step < u <= b.end]
-        if left or b.start < step and not b.loaded:
-            out.append(Buffer(b.tensor, b.start, max(left + [b.start]), None, b.loaded))
-        if b.tensor in op.uses:
-            out.append(Buffer(b.tensor, step, step, None, b.start < step or b.loaded))
-        if right:
-            out.append(Buffer(b.tensor, right[0], right[-1], None, True))
-    for b in out:
-        b.offset = None
-    sched.buffers = out
-    sched.spilled = {b.tensor for b in out if b.loaded and p.tensors[b.tensor].producer
-                     is not None and not p.tensors[b.tensor].is_output}
-
-
-# --------------------------------------------------------------------------- M_P
-def peak_memory_schedule(p: MappingProblem, limits: SolveLimits | None = None
-                         ) -> MemorySchedule:
-    """The spill-free schedule with the least peak over the allowed orders, with offsets;
-    ``solver["arena_bytes"]`` is its arena (M_P)."""
-    import pulp
-
-    prob = pulp.LpProblem("peak_memory", pulp.LpMinimize)
-    rng, win = _windows(p)
-    x = _order_model(prob, p, rng)
-    peak = _var(prob, "peak", 0, None, "Continuous")
-    r = {}
-    for a, (lo, hi) in win.items():
-        info = p.tensors[a]
-        users = list(info.consumers)
-        for t in range(lo, hi + 1):
-            r[a, t] = _var(prob, f"r_{len(r)}", cat="Continuous")
-            firsts = [info.producer] if info.producer is not None else users
-            for f in firsts:
-                done = pulp.lpSum(_by(x, f, s) for s in range(rng[f][0], t + 1))
-                for c in users or [f]:
-                    pending = pulp.lpSum(_by(x, c, s) for s in range(t, rng[c][1] + 1))
-                    prob += r[a, t] >= done + pending - 1
-    for t in range(p.n):
-        prob += peak >= pulp.lpSum(p.tensors[a].size * r[a, s] for (a, s) in r if s == t)
-    prob += peak
-    res = solve(prob, limits)
-    if res["status"] in ("infeasible", "no_solution"):
-        order = list(range(p.n))                 # program order is always spill-free
-    else:
-        order = [None] * p.n
-        for (i, t), v in x.items():
-            if (v.value() or 0) > 0.5:
-                order[t] = i
-    peak_bytes = p.peak_bytes(order)
-    bufs = p.spill_free_buffers(order)
-    sched = MemorySchedule(p.names(order), bufs, set(), mapper="peak", solver=res)
-    saved = p.budget_bytes
-    try:
-        p.budget_bytes = peak_bytes
-        try:
-            assign_offsets(p, sched, split=False)
-            arena = peak_bytes
-        except MappingError:
-            p.budget_bytes = max(p.capacity_bytes, peak_bytes) * 4
-            best_fit(p, sched.buffers, p.budget_bytes)
-            arena = max(b.offset + p.tensors[b.tensor].size for b in sched.buffers)
-    finally:
-        p.budget_bytes = saved
-    sched.solver = dict(res, peak_bytes=peak_bytes, arena_bytes=arena)
-    return sched
-
-
 # --------------------------------------------------------------------------- unit binding
 def bind_units(cascade, design, *, limits: SolveLimits | None = None,
                units: Sequence[str] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
@@ -622,7 +381,6 @@ def bind_units(cascade, design, *, limits: SolveLimits | None = None,
     import pulp
 
     from archsim.families.graph import plan_einsum
-    from mappers.greedy import default_placement
 
     order = cascade.topological_order()
     placement = default_placement(cascade, design, order)

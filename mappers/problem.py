@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
 from archsim.errors import MappingError, UserError
+from mappers.offsets import assign_offsets
+from mappers.peak import peak_memory_schedule
+from mappers.schedule import Buffer, MemorySchedule, OperatorInfo, ScheduleCost, TensorInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from dataflow import Cascade
@@ -45,76 +47,6 @@ if TYPE_CHECKING:  # pragma: no cover
 BUDGET_NAMES = ("MR", "MH", "MP")
 _BUDGET_TEXT = {"MR": "the largest operator's inputs and output",
                 "MP": "the least spill-free peak", "MH": "halfway between MR and MP"}
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """A tensor of the problem: size in bytes, producer and consumer operator indices."""
-
-    name: str
-    size: int
-    producer: int | None
-    consumers: tuple[int, ...]
-    is_input: bool
-    is_output: bool
-
-
-@dataclass(frozen=True)
-class OperatorInfo:
-    """An operator (einsum): the tensors it uses, its unit and compute cycles."""
-
-    name: str
-    inputs: tuple[str, ...]
-    output: str
-    unit: str
-    compute_cycles: float
-
-    @property
-    def uses(self) -> tuple[str, ...]:
-        """Inputs and output (each once)."""
-        return tuple(dict.fromkeys((*self.inputs, self.output)))
-
-
-@dataclass
-class Buffer:
-    """``tensor`` resident in the scratchpad from step ``start`` to ``end`` (inclusive) at byte
-    ``offset`` (None: not assigned yet). ``loaded``: the buffer starts with a load from off
-    chip (else the producer creates it at ``start``)."""
-
-    tensor: str
-    start: int
-    end: int
-    offset: int | None = None
-    loaded: bool = True
-
-    def overlaps(self, other: "Buffer") -> bool:
-        """True when the two buffers are resident at a common step."""
-        return self.start <= other.end and other.start <= self.end
-
-
-@dataclass
-class MemorySchedule:
-    """A mapper's answer: the order (einsum names, one per step), the buffers and the spilled
-    tensors. ``solver`` carries how it was found (status, objective, bound, gap, seconds)."""
-
-    order: list[str]
-    buffers: list[Buffer]
-    spilled: set[str] = field(default_factory=set)
-    mapper: str = "manual"
-    solver: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ScheduleCost:
-    """Traffic of a valid schedule, in bytes, and the scratchpad occupancy per step."""
-
-    non_compulsory_bytes: int
-    compulsory_bytes: int
-    reload_bytes: int
-    spill_bytes: int
-    peak_bytes: int
-    occupancy_bytes: list[int]
-    arena_bytes: int | None
 
 
 class MappingProblem:
@@ -173,6 +105,7 @@ class MappingProblem:
                 t in outputs or not consumers.get(t))
         n = len(self.ops)
         self.window = window if window is not None else (n if n <= 12 else 2)
+        self._peak_schedule: MemorySchedule | None = None
         self.preds: list[set[int]] = [set() for _ in range(n)]
         writers: dict[str, list[int]] = {}
         for i, o in enumerate(self.ops):
@@ -286,13 +219,19 @@ class MappingProblem:
 
     def peak_optimal_bytes(self) -> int:
         """M_P (cached): the least arena of a spill-free schedule over the allowed orders."""
-        if not hasattr(self, "_mp"):
-            from mappers.ilp import peak_memory_schedule
+        return int(self.peak_optimal_schedule().solver["arena_bytes"])
 
-            sched = peak_memory_schedule(self)
-            self._mp_schedule = sched
-            self._mp = int(sched.solver["arena_bytes"])
-        return self._mp
+    def peak_optimal_schedule(self) -> MemorySchedule:
+        """The spill-free schedule of least arena (computed once, then cached)."""
+        if self._peak_schedule is None:
+            self._peak_schedule = peak_memory_schedule(self)
+        return self._peak_schedule
+
+    @property
+    def cached_peak_schedule(self) -> MemorySchedule | None:
+        """The peak-optimal schedule if :meth:`peak_optimal_schedule` has run, else None
+        (never computes it)."""
+        return self._peak_schedule
 
     # ------------------------------------------------------------------ orders
     def step_range(self, i: int) -> tuple[int, int]:
@@ -425,8 +364,6 @@ class MappingProblem:
 
         cost = self.evaluate(sched)
         if any(b.offset is None for b in sched.buffers):
-            from mappers.ilp import assign_offsets
-
             assign_offsets(self, sched)
             cost = self.evaluate(sched, need_offsets=True)
         memory = {

@@ -53,7 +53,9 @@ import numpy as np
 from gymnasium import spaces
 
 from archsim.errors import MappingError, UserError
-from mappers.problem import Buffer, MappingProblem, MemorySchedule
+from mappers.offsets import best_fit
+from mappers.problem import MappingProblem
+from mappers.schedule import Buffer, MemorySchedule
 
 BINS = 16
 TIME_BINS = 16
@@ -181,8 +183,6 @@ class MemoryGame:
         around the placed ones). When the chosen offsets leave a step's staging no room, all
         buffers are repacked best-fit (the keep/slow decisions stay); when that fails too, the
         lowest-saving placed buffer spanning the step is demoted and it starts again."""
-        from mappers.ilp import best_fit
-
         p = self.p
         placed = dict(self.placed)
         while True:

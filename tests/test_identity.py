@@ -6,7 +6,8 @@ import pytest
 
 import dataflow
 from archsim import __version__, load_design, simulate
-from archsim.core.identity import MODEL_VERSIONS, family_of, model_version, portable_source
+from archsim.core.identity import MODEL_VERSIONS, model_version, portable_source
+from archsim.families import family_for
 
 
 def _check(ident: dict, family: str, design: str):
@@ -17,11 +18,11 @@ def _check(ident: dict, family: str, design: str):
     assert ident["design_source"] == f"builtin:{design}"
 
 
-def test_family_of_builtin_designs():
-    assert family_of(load_design("npu")) == "graph"
-    assert family_of(load_design("duplex")) == "graph"
-    assert family_of(load_design("fusemax")) == "spatial"
-    assert family_of(load_design("sn40l")) == "rdu"
+def test_family_for_builtin_designs():
+    assert family_for(load_design("npu")).name == "graph"
+    assert family_for(load_design("duplex")).name == "graph"
+    assert family_for(load_design("fusemax")).name == "spatial"
+    assert family_for(load_design("sn40l")).name == "rdu"
     with pytest.raises(KeyError, match="unknown model family"):
         model_version("quantum")
 

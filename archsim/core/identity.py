@@ -16,10 +16,16 @@ with, which makes the bump hard to forget.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archsim.version import __version__
+
 if TYPE_CHECKING:  # pragma: no cover
+    from dataflow import Cascade
+
     from archsim.spec import Design
 
 FAMILIES = ("graph", "spatial", "rdu")
@@ -34,20 +40,25 @@ MODEL_VERSIONS: dict[str, int] = {
 }
 
 
-def family_of(design: "Design", workload=None) -> str:
-    """The name of the family that answers for ``workload`` on ``design``
-    (:func:`archsim.families.base.family_for`: ``rdu`` for a design with an ``rdu`` section,
-    ``spatial`` for a model on one with a ``spatial`` policy, else ``graph``)."""
-    from archsim.families.base import family_for
-
-    return family_for(design, workload).name
-
-
 def model_version(family: str) -> str:
     """``family-N``: the family and its model version, as results and cache keys carry it."""
     if family not in MODEL_VERSIONS:
         raise KeyError(f"unknown model family {family!r}; families: {', '.join(FAMILIES)}")
     return f"{family}-{MODEL_VERSIONS[family]}"
+
+
+def cascade_hash(cascade: "Cascade") -> str:
+    """First 12 hex digits of the SHA-256 of the cascade's content (ranks, tensors, einsums)."""
+    canon = {
+        "ranks": sorted(cascade.ranks.items()),
+        "tensors": sorted((t.name, list(t.ranks), t.bits, sorted((t.extents or {}).items()))
+                          for t in cascade.tensors.values()),
+        "einsums": [(e.name, e.text) for e in cascade.einsums],
+        "tags": sorted((k, sorted(v.items())) for k, v in cascade.tags.items()),
+        "repeats": [(r.name, r.first, r.last, r.count) for r in cascade.repeats],
+    }
+    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def portable_source(source: str) -> str:
@@ -61,14 +72,11 @@ def portable_source(source: str) -> str:
     return source
 
 
-def identity(design: "Design", *, family: str | None = None,
+def identity(design: "Design", *, family: str,
              workload_hash: str | None = None, **extra: Any) -> dict[str, Any]:
     """The identity block of a result: ``family``, ``model_version``, ``archsim_version``,
     ``design``, ``design_hash``, ``design_source`` (portable), ``overrides`` and, when given,
     ``workload_hash`` and ``extra`` fields (e.g. the baseline family of a comparison)."""
-    from archsim import __version__
-
-    family = family or family_of(design)
     out: dict[str, Any] = {
         "family": family,
         "model_version": model_version(family),

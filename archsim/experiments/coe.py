@@ -182,7 +182,7 @@ def lru_misses(requests: np.ndarray, capacity: int) -> tuple[list[int], list[lis
 @lru_cache(maxsize=256)
 def _rdu_run_s(design: str, model: str, phase: str, batch: int, seq: int, sockets: int,
                dtype: str, overrides: tuple[str, ...]) -> float:
-    from archsim.api import simulate
+    from archsim.dispatch import simulate
     from archsim.spec import load_design
 
     d = load_design(design, overrides)

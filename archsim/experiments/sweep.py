@@ -214,10 +214,11 @@ def axis_cell(value: Any) -> Any:
 def _model_version(spec: SweepSpec, design=None) -> str:
     """``family-N`` of the model that answers for ``design`` (None: a point whose design
     does not load; the sweep's base design, which :func:`load_spec` checked, decides)."""
-    from archsim.core.identity import family_of, model_version
+    from archsim.core.identity import model_version
+    from archsim.families import family_for
     from archsim.spec import load_design
 
-    return model_version(family_of(design or load_design(spec.design, spec.overrides)))
+    return model_version(family_for(design or load_design(spec.design, spec.overrides)).name)
 
 
 def point_key(spec: SweepSpec, point: dict[str, Any]) -> str:

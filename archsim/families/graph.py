@@ -8,12 +8,12 @@ up per unit, per memory level and per task.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import TYPE_CHECKING, Any
 
 from archsim import engine
+from archsim.core.identity import cascade_hash, identity, model_version
 from archsim.core.physics import whole_cycles
+from archsim.version import __version__
 from archsim.errors import MappingError, WorkloadError
 from archsim.families.base import Decision, Problem
 from archsim.mapping import Mapping
@@ -29,20 +29,6 @@ def _cycles(x: float) -> int:
     """Round an engine time (float cycles) up to whole cycles, forgiving the float noise of
     the engine's event arithmetic (1e-6 cycles)."""
     return whole_cycles(x, slack=1e-6)
-
-
-def workload_hash(cascade: "Cascade") -> str:
-    """First 12 hex digits of the SHA-256 of the cascade's content (ranks, tensors, einsums)."""
-    canon = {
-        "ranks": sorted(cascade.ranks.items()),
-        "tensors": sorted((t.name, list(t.ranks), t.bits, sorted((t.extents or {}).items()))
-                          for t in cascade.tensors.values()),
-        "einsums": [(e.name, e.text) for e in cascade.einsums],
-        "tags": sorted((k, sorted(v.items())) for k, v in cascade.tags.items()),
-        "repeats": [(r.name, r.first, r.last, r.count) for r in cascade.repeats],
-    }
-    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def staging_bytes(design: Design, mapping: Mapping, cascade: "Cascade",
@@ -127,9 +113,6 @@ def evaluate(design: Design, workload: "Cascade", mapping: Mapping) -> Result:
     Raises:
         MappingError: the mapping is impossible (the message says why).
     """
-    from archsim import __version__
-    from archsim.core.identity import identity
-
     if not hasattr(workload, "einsums"):
         raise WorkloadError(f"workload must be a dataflow.Cascade, got {type(workload).__name__}")
     mapping.check(workload, design)
@@ -202,9 +185,9 @@ def evaluate(design: Design, workload: "Cascade", mapping: Mapping) -> Result:
         units=units, memory=memory, energy_breakdown_pj=energy, timeline=timeline,
         design=design.name, design_hash=design.hash, design_source=design.source,
         overrides=list(design.overrides), workload=workload.name,
-        workload_hash=workload_hash(workload), mapper=mapping.mapper,
+        workload_hash=cascade_hash(workload), mapper=mapping.mapper,
         archsim_version=__version__, mapping=mapping,
-        identity=identity(design, family="graph", workload_hash=workload_hash(workload)),
+        identity=identity(design, family="graph", workload_hash=cascade_hash(workload)),
     )
 
 
@@ -229,8 +212,6 @@ class GraphFamily:
     @property
     def model_version(self) -> str:
         """``graph-N`` (see :data:`archsim.core.identity.MODEL_VERSIONS`)."""
-        from archsim.core.identity import model_version
-
         return model_version(self.name)
 
     def claims(self, design: Design, workload=None) -> bool:

@@ -60,6 +60,7 @@ from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 from archsim.core import physics
+from archsim.core.identity import cascade_hash, identity, model_version
 from archsim.core.physics import whole_cycles
 from archsim.errors import MappingError, UserError
 from archsim.families.base import Decision, Problem
@@ -784,8 +785,6 @@ class RduFamily:
     @property
     def model_version(self) -> str:
         """``rdu-N`` (see :data:`archsim.core.identity.MODEL_VERSIONS`)."""
-        from archsim.core.identity import model_version
-
         return model_version(self.name)
 
     def claims(self, design: Design, workload=None) -> bool:
@@ -879,12 +878,9 @@ class RduFamily:
         if ddr:
             notes.append(f"{len(ddr)} tensors spilled to DDR: {', '.join(ddr[:6])}"
                          + (" ..." if len(ddr) > 6 else ""))
-        from archsim.core.identity import identity
-        from archsim.families.graph import workload_hash
-
         return RduResult(design.name, design.hash, cascade.name, dict(view.config), runs,
                          parts, model.chip, notes,
-                         identity(design, family="rdu", workload_hash=workload_hash(cascade)))
+                         identity(design, family="rdu", workload_hash=cascade_hash(cascade)))
 
 
 FAMILY = RduFamily()

@@ -53,6 +53,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from archsim.core.identity import identity, model_version
 from archsim.core.physics import roofline_time
 from archsim.errors import MappingError, UserError, WorkloadError
 from archsim.families.base import Decision, Problem
@@ -705,8 +706,6 @@ def simulate_model(design: Design | str, model: str, *, seq: int, batch: int = 6
         source = cfg.name if not str(model).endswith(".json") else str(model)
         linear, excluded = linear_layers(source, batch, seq)
         gemms = [evaluate_gemm(design, *g) for g in linear]
-    from archsim.core.identity import identity
-
     return ModelResult(design=design.name, model=cfg.name, batch=batch, seq=seq,
                        layers=n_layers, scope=scope, clock_hz=design.clock_hz, attention=attn,
                        gemms=gemms, excluded=list(excluded), array2d=pol.array2d,
@@ -731,8 +730,6 @@ class SpatialFamily:
     @property
     def model_version(self) -> str:
         """``spatial-N`` (see :data:`archsim.core.identity.MODEL_VERSIONS`)."""
-        from archsim.core.identity import model_version
-
         return model_version(self.name)
 
     def claims(self, design: Design, workload=None) -> bool:

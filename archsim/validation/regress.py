@@ -88,8 +88,8 @@ def run_case(case: dict, source: str = "<case>"):
 
 
 def case_family(case: dict, source: str = "<case>") -> str:
-    """The model family that answers a case (:func:`archsim.families.base.family_for`)."""
-    from archsim.families.base import family_for
+    """The model family that answers a case (:func:`archsim.families.family_for`)."""
+    from archsim.families import family_for
 
     design, workload, _ = case_inputs(case, source)
     return family_for(design, workload).name
