@@ -1,6 +1,12 @@
-"""Mappers: strategies that propose a :class:`archsim.mapping.Mapping` for the one evaluator.
+"""Mappers: strategies that propose a mapping for a family's evaluator to score.
 
-``get_mapper(name)`` returns a callable ``(cascade, design, **options) -> Mapping``.
+Every mapper is registered in :data:`REGISTRY` as a :class:`MapperInfo`: the family whose
+problems it maps, the decisions it takes (named as in that family's
+:class:`~archsim.families.base.Problem`; every other decision stays at the problem's
+default) and the proxy cost it optimises, which it records beside the mapping; the final
+figure always comes from the family's evaluator. ``get_mapper(name)`` returns a graph-family
+mapper as a callable ``(cascade, design, **options) -> Mapping``; the RDU partitioners are in
+:mod:`mappers.partition` and the tier-placement ILP is :func:`mappers.ilp.place_tiers`.
 
 * binding mappers: ``greedy`` (each einsum on its fastest unit, default homes), ``opb`` (the
   op/B rule between compute and PIM units), ``ilp-binding`` (units chosen by an ILP that
@@ -19,9 +25,11 @@ evaluator's figure of the same quantity is printed beside it (``Result.estimate`
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from archsim.errors import UserError
+from mappers.partition import DECIDES as PARTITION_DECIDES
 from mappers.greedy import default_placement, greedy_mapping, opb_mapping
 
 MEMORY_MAPPERS = ("ilp", "belady", "xla", "exhaustive")
@@ -92,6 +100,58 @@ MAPPERS: dict[str, Callable] = {
 }
 
 
+@dataclass(frozen=True)
+class MapperInfo:
+    """A registered mapper (see the module docstring)."""
+
+    name: str
+    family: str                  # the family whose problems it maps: graph or rdu
+    decides: tuple[str, ...]     # the decisions it takes; the rest keep their defaults
+    proxy: str                   # what it optimises, as recorded in its mapping
+    summary: str
+
+
+_MEMORY_DECIDES = ("order", "placement", "memory")
+_BYTES = "non-compulsory scratchpad traffic bytes (mapping.info['estimate'])"
+
+#: every mapper, by family (names repeat across families: ``ilp`` and ``greedy`` are a memory
+#: ILP and a binding rule on graph designs, the section partitioners on RDU designs)
+REGISTRY: tuple[MapperInfo, ...] = (
+    MapperInfo("greedy", "graph", ("binding",),
+               "sum of every einsum's stand-alone cycles on its unit",
+               "each einsum on its fastest unit"),
+    MapperInfo("opb", "graph", ("binding",), "sum of stand-alone cycles",
+               "the op/B rule between compute and PIM units"),
+    MapperInfo("ilp-binding", "graph", ("binding",), "makespan cycles with overlap (ILP)",
+               "units chosen by an ILP over stand-alone durations"),
+    MapperInfo("ilp", "graph", _MEMORY_DECIDES, _BYTES,
+               "exact scratchpad schedule: order, residency, spills, offsets"),
+    MapperInfo("belady", "graph", ("placement", "memory"), _BYTES,
+               "linear allocator with Belady replacement (TFLite-style)"),
+    MapperInfo("xla", "graph", ("placement", "memory"), _BYTES,
+               "best-fit by memory-boundedness (XLA-style)"),
+    MapperInfo("exhaustive", "graph", _MEMORY_DECIDES, _BYTES,
+               "every order and residency of a tiny graph"),
+    MapperInfo("rl", "graph", _MEMORY_DECIDES, _BYTES,
+               "a trained policy plays the memory-mapping game"),
+    MapperInfo("ilp", "rdu", PARTITION_DECIDES,
+               "sum of section cycles x runs (Partition.objective_cycles)",
+               "exact set-partitioning ILP over contiguous sections"),
+    MapperInfo("dp", "rdu", PARTITION_DECIDES, "sum of section cycles x runs",
+               "the same optimum by dynamic programming"),
+    MapperInfo("greedy", "rdu", PARTITION_DECIDES, "sum of section cycles x runs",
+               "grow a section while fusing does not cost more"),
+    MapperInfo("tier-ilp", "rdu", ("tiers",),
+               "largest per-tier streaming time (bytes touched / tier bandwidth)",
+               "persistent tensors in SRAM, HBM or DDR (simulate --tier ilp)"),
+)
+
+
+def mappers_of(family: str) -> dict[str, MapperInfo]:
+    """Name -> :class:`MapperInfo` of the mappers of ``family`` (``graph`` or ``rdu``)."""
+    return {m.name: m for m in REGISTRY if m.family == family}
+
+
 def get_mapper(name: str) -> Callable:
     """The mapper registered as ``name``: ``(cascade, design, **options) -> Mapping``."""
     try:
@@ -100,5 +160,6 @@ def get_mapper(name: str) -> Callable:
         raise UserError(f"unknown mapper {name!r}; available: {', '.join(MAPPERS)}") from None
 
 
-__all__ = ["MAPPERS", "MEMORY_MAPPERS", "BINDING_MAPPERS", "get_mapper", "greedy_mapping",
+__all__ = ["MAPPERS", "MEMORY_MAPPERS", "BINDING_MAPPERS", "REGISTRY", "MapperInfo", "mappers_of",
+           "get_mapper", "greedy_mapping",
            "opb_mapping", "memory_mapping", "default_placement"]
