@@ -13,10 +13,11 @@ from archsim.version import __version__
 from archsim.errors import DesignError, MappingError, UserError, WorkloadError
 from archsim.api import simulate
 from archsim.mapping import Mapping
-from archsim.result import Result
+from archsim.result import CombinedResult, GraphResult, Result
 from archsim.spec import Design, builtin_designs, load_design
 
 __all__ = [
-    "__version__", "simulate", "Mapping", "Result", "Design", "load_design", "builtin_designs",
+    "__version__", "simulate", "Mapping", "Result", "GraphResult", "CombinedResult", "Design",
+    "load_design", "builtin_designs",
     "UserError", "DesignError", "MappingError", "WorkloadError",
 ]

@@ -1,4 +1,4 @@
-"""Exports of a :class:`~archsim.result.Result`: text summary, JSON, CSV, Chrome trace, figure."""
+"""Exports of a :class:`~archsim.result.GraphResult`: text summary, JSON, CSV, Chrome trace, figure."""
 from __future__ import annotations
 
 import csv
@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from archsim.result import Result
+    from archsim.result import GraphResult
 
 
 def _fmt_bytes(n: float) -> str:
@@ -18,7 +18,7 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.2f} TiB"  # pragma: no cover
 
 
-def summary_text(r: "Result") -> str:
+def summary_text(r: "GraphResult") -> str:
     """Human-readable summary: totals, units, memories, energy."""
     lines = [
         f"design {r.design} ({r.design_hash})  workload {r.workload}  mapper {r.mapper}",
@@ -53,7 +53,7 @@ def estimate_line(mapper: str, est: dict) -> str:
     return line
 
 
-def write_json(r: "Result", path) -> None:
+def write_json(r: "GraphResult", path) -> None:
     """The full result as JSON (summary, mapping and timeline)."""
     Path(path).write_text(json.dumps(r.to_dict(), indent=2) + "\n")
 
@@ -62,7 +62,7 @@ CSV_COLUMNS = ("einsum", "unit", "start_cycle", "end_cycle", "compute_cycles", "
                "energy_pj", "ops", "read_bytes", "write_bytes", "text")
 
 
-def write_csv(r: "Result", path) -> None:
+def write_csv(r: "GraphResult", path) -> None:
     """One row per task. Dict-valued columns (ops, bytes per level) are ``key=value;...``."""
     def flat(d):
         return ";".join(f"{k}={v}" for k, v in d.items())
@@ -76,7 +76,7 @@ def write_csv(r: "Result", path) -> None:
                         flat(t.write_bytes), t.text])
 
 
-def chrome_trace(r: "Result") -> dict:
+def chrome_trace(r: "GraphResult") -> dict:
     """Chrome trace-event document: one track per unit, one slice per task and phase.
 
     Timestamps are microseconds (the format's unit), converted from cycles with ``clock_hz``.
@@ -108,12 +108,12 @@ def chrome_trace(r: "Result") -> dict:
             "otherData": {"design": r.design, "workload": r.workload, "cycles": r.cycles}}
 
 
-def write_chrome_trace(r: "Result", path) -> None:
+def write_chrome_trace(r: "GraphResult", path) -> None:
     """Write :func:`chrome_trace` as JSON (ui.perfetto.dev and chrome://tracing open it)."""
     Path(path).write_text(json.dumps(chrome_trace(r)) + "\n")
 
 
-def plot_result(r: "Result", path) -> None:
+def plot_result(r: "GraphResult", path) -> None:
     """Timeline (one row per unit, stalls hatched) and per-unit utilization, saved to ``path``."""
     import matplotlib
 

@@ -57,8 +57,23 @@ def cascade_hash(cascade: "Cascade") -> str:
         "tags": sorted((k, sorted(v.items())) for k, v in cascade.tags.items()),
         "repeats": [(r.name, r.first, r.last, r.count) for r in cascade.repeats],
     }
-    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), default=str)
+    return data_hash(canon)
+
+
+def data_hash(data: Any) -> str:
+    """First 12 hex digits of the SHA-256 of ``data`` as canonical JSON (sorted keys): the
+    workload hash of a workload given by values, e.g. a model's configuration with its batch
+    and lengths, or a serving trace."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def model_workload_hash(model_config: Any, **shape: Any) -> str:
+    """The workload hash of a model (a :class:`dataflow.ModelConfig`) run with ``shape``
+    (batch, lengths, scope, a request trace ...)."""
+    from dataclasses import asdict
+
+    return data_hash({"model": asdict(model_config), **shape})
 
 
 def portable_source(source: str) -> str:

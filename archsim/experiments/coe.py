@@ -318,7 +318,21 @@ def simulate_coe(design: str = "sn40l", *, experts: int = 150, batch: int = 8,
         {"route_s": route, "switch_s": sw, "run_s": run, "distinct_experts": n_distinct},
         {"route_s": b_route, "switch_s": b_sw, "run_s": b_run,
          "distinct_experts": n_distinct},
-        identity(d, family="rdu", baseline_model_version=model_version("graph")))
+        identity(d, family="rdu", baseline_model_version=model_version("graph"),
+                 workload_hash=_workload_hash(cfg)))
+
+
+def _workload_hash(cfg: dict) -> str:
+    """The CoE workload: the expert and router models (their configurations), how many
+    experts, the batches and lengths, routing and seed; not the node that runs it."""
+    from dataclasses import asdict
+
+    from archsim.core.identity import data_hash
+    from dataflow.models import load_model
+
+    work = {k: v for k, v in cfg.items() if k not in ("design", "baseline", "sockets")}
+    work.update(expert=asdict(load_model(cfg["expert"])), router=asdict(load_model(cfg["router"])))
+    return data_hash(work)
 
 
 def max_experts(design: str = "sn40l", *, baseline: str | None = None, sockets: int = 8,

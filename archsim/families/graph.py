@@ -1,4 +1,4 @@
-"""The graph family: workload + design + mapping -> :class:`~archsim.result.Result` through
+"""The graph family: workload + design + mapping -> :class:`~archsim.result.GraphResult` through
 the event-driven engine (NPU, NPU+PIM, GPU designs).
 
 Every graph mapper's proposal is scored here. Steps: check the mapping; ask each einsum's unit model
@@ -17,7 +17,7 @@ from archsim.version import __version__
 from archsim.errors import MappingError, WorkloadError
 from archsim.families.base import Decision, Problem
 from archsim.mapping import Mapping
-from archsim.result import MemoryStats, Result, TaskRecord, UnitStats
+from archsim.result import GraphResult, MemoryStats, TaskRecord, UnitStats
 from archsim.spec import Design
 from archsim.units.base import PlanContext, TaskPlan
 
@@ -103,11 +103,11 @@ def _repeat_shifts(cascade: "Cascade", timings) -> dict[str, float]:
     return shift
 
 
-def evaluate(design: Design, workload: "Cascade", mapping: Mapping) -> Result:
+def evaluate(design: Design, workload: "Cascade", mapping: Mapping) -> GraphResult:
     """Score ``mapping`` of ``workload`` (a :class:`dataflow.Cascade`) on ``design``.
 
     Returns:
-        A :class:`Result`: total cycles and seconds, per-unit busy cycles and utilization,
+        A :class:`GraphResult`: total cycles and seconds, per-unit busy cycles and utilization,
         bytes per memory level, energy in pJ by component, and the per-task timeline.
 
     Raises:
@@ -180,7 +180,7 @@ def evaluate(design: Design, workload: "Cascade", mapping: Mapping) -> Result:
     energy = {n: u.energy_pj for n, u in units.items()}
     energy.update({n: m.energy_pj for n, m in memory.items()})
 
-    return Result(
+    return GraphResult(
         cycles=cycles, seconds=cycles / design.clock_hz, clock_hz=design.clock_hz,
         units=units, memory=memory, energy_breakdown_pj=energy, timeline=timeline,
         design=design.name, design_hash=design.hash, design_source=design.source,
@@ -236,7 +236,7 @@ class GraphFamily:
                                 f"{type(workload).__name__}")
         return Problem(self.name, design, workload, DECISIONS)
 
-    def evaluate(self, problem: Problem, mapping: Mapping) -> Result:
+    def evaluate(self, problem: Problem, mapping: Mapping) -> GraphResult:
         """:func:`evaluate` of ``mapping`` (a :class:`~archsim.mapping.Mapping`)."""
         if mapping is None:
             raise MappingError("the graph family scores a Mapping; archsim.api.simulate asks "

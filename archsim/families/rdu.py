@@ -64,6 +64,7 @@ from archsim.core.identity import cascade_hash, identity, model_version
 from archsim.core.physics import whole_cycles
 from archsim.errors import MappingError, UserError
 from archsim.families.base import Decision, Problem
+from archsim.result import MemoryStats, Result, UnitStats
 from archsim.spec import Design, load_design
 
 FUSIONS = ("fused", "unfused")
@@ -306,6 +307,7 @@ class SectionPlan:
     pcus_used: int
     pmus_used: int
     weights_restreamed: bool = False
+    write_bytes: dict[str, float] = field(default_factory=dict)   # of tier_bytes: stores
 
     @property
     def cycles(self) -> float:
@@ -559,7 +561,8 @@ class SectionModel:
         program = chip.program_bytes_per_unit * (pcus_used + pmus_used) / \
             chip.tier_bytes_per_cycle["hbm"]
         return SectionPlan(names, stages, wave_info, exec_cycles, chip.orchestration_cycles,
-                           program, tier_bytes, pcus_used, pmus_used, restream)
+                           program, tier_bytes, pcus_used, pmus_used, restream,
+                           {"hbm": float(sum(nb for _, nb in leaves.values()))})
 
     def cost(self, names: Sequence[str]) -> float:
         """Cycles of a section (inf when it does not fit)."""
@@ -601,8 +604,13 @@ class SectionRun:
 
 
 @dataclass
-class RduResult:
-    """Result of a workload on an RDU design (times in seconds, bytes per tier per socket)."""
+class RduResult(Result):
+    """Result of a workload on an RDU design (times in seconds, bytes per tier per socket).
+
+    ``units``: the PCUs and PMUs of a socket, busy while a section executes (launch and
+    program load excluded), utilization = the share of them a section places, over the run;
+    ``memory``: the SRAM/HBM/DDR tiers (one socket); no energy model (``energy_pj`` is 0) and
+    no per-task ``timeline``."""
 
     design: str
     design_hash: str
@@ -623,6 +631,47 @@ class RduResult:
     def seconds(self) -> float:
         """Wall time of the workload."""
         return sum(r.cycles for r in self.runs) / self.chip.clock_hz
+
+    @property
+    def clock_hz(self) -> float:
+        """The design clock."""
+        return self.chip.clock_hz
+
+    @property
+    def energy_breakdown_pj(self) -> dict[str, float]:
+        """Empty: the RDU family has no energy model."""
+        return {}
+
+    @property
+    def units(self) -> dict[str, UnitStats]:
+        """PCUs and PMUs of one socket over the run."""
+        total = sum(r.cycles for r in self.runs)
+        busy = sum(r.count * r.plan.exec_cycles for r in self.runs)
+        out = {}
+        for kind, used, have in (("pcu", "pcus_used", self.chip.pcus),
+                                 ("pmu", "pmus_used", self.chip.pmus)):
+            work = sum(r.count * r.plan.exec_cycles * getattr(r.plan, used) for r in self.runs)
+            out[kind] = UnitStats(kind, whole_cycles(busy), whole_cycles(busy), 0,
+                                  work / (have * total) if have and total else 0.0,
+                                  self.kernel_launches, 0.0)
+        return out
+
+    @property
+    def memory(self) -> dict[str, MemoryStats]:
+        """Bytes to and from each tier (one socket) and its bandwidth used over the run."""
+        total = sum(r.cycles for r in self.runs)
+        out = {}
+        for tier, nbytes in self.memory_bytes.items():
+            writes = sum(r.plan.write_bytes.get(tier, 0.0) * r.count for r in self.runs)
+            bw = self.chip.tier_bytes_per_cycle.get(tier, 0.0)
+            out[tier] = MemoryStats(tier, int(round(nbytes - writes)), int(round(writes)),
+                                    nbytes / (bw * total) if bw and total else 0.0, 0.0)
+        return out
+
+    @property
+    def timeline(self) -> list:
+        """None recorded: sections are costed in closed form (see ``runs``)."""
+        return []
 
     @property
     def kernel_launches(self) -> int:

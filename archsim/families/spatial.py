@@ -53,10 +53,12 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from archsim.core.identity import identity, model_version
+from archsim.core.identity import identity, model_version, model_workload_hash
 from archsim.core.physics import roofline_time
 from archsim.errors import MappingError, UserError, WorkloadError
+from archsim.core.physics import whole_cycles
 from archsim.families.base import Decision, Problem
+from archsim.result import MemoryStats, Result, UnitStats
 from archsim.spec import Design, load_design
 
 #: Attention cascades the spatial model evaluates.
@@ -331,6 +333,10 @@ class SpatialResult:
     einsums: list[EinsumCost]
     mapping: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    dram_write_bytes: float = 0.0        # of dram_bytes: outputs and spilled intermediates
+    unit_kinds: dict[str, str] = field(default_factory=dict)
+    levels: dict[str, str] = field(default_factory=dict)   # "dram"/"buffer" -> memory name
+    dram_bytes_per_cycle: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -511,7 +517,10 @@ def evaluate_attention(design: Design, shape: AttentionShape,
         clock_hz=design.clock_hz, cycles=float(cycles), compute_cycles=float(compute),
         dram_cycles=dram_total / bw, unit_work_cycles=work_by_unit, unit_energy_pj=unit_energy,
         dram_bytes=dram_total, dram_bytes_by_tensor=dram, buffer_bytes=buf,
-        energy_breakdown_pj=energy, einsums=costs, mapping=mapping.to_dict(), notes=notes)
+        energy_breakdown_pj=energy, einsums=costs, mapping=mapping.to_dict(), notes=notes,
+        dram_write_bytes=float(sum(dram[t] for t in info.outputs) + fiber_bytes * len(cross)),
+        unit_kinds={u: design.units[u].kind for u in units},
+        levels={"dram": pol.dram, "buffer": pol.buffer}, dram_bytes_per_cycle=bw)
 
 
 def _inputs_of(info: _CascadeInfo, name: str) -> tuple[str, ...]:
@@ -550,6 +559,18 @@ class GemmCost:
     compute_cycles: float
     dram_bytes: float
     energy_pj: float
+    # the parts of energy_pj and dram_bytes (kept out of the JSON form: see JSON_FIELDS)
+    compute_energy_pj: float = 0.0
+    dram_energy_pj: float = 0.0
+    buffer_energy_pj: float = 0.0
+    buffer_bytes: float = 0.0
+    dram_write_bytes: float = 0.0
+
+    JSON_FIELDS = ("name", "m", "n", "k", "cycles", "compute_cycles", "dram_bytes", "energy_pj")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``linear`` entries of a model result)."""
+        return {k: getattr(self, k) for k in self.JSON_FIELDS}
 
 
 def evaluate_gemm(design: Design, name: str, m: int, n: int, k: int, bits: int = 16
@@ -568,16 +589,23 @@ def evaluate_gemm(design: Design, name: str, m: int, n: int, k: int, bits: int =
     bw = design.bandwidth_bytes_per_cycle[pol.dram]
     macs = m * n * k
     buf = (tiles * k * (a2.spec.rows + a2.spec.cols) + m * n) * eb
-    energy = (macs * a2.point_energy_pj({"mac": 1})
-              + nbytes * design.memories[pol.dram].energy.read_pj_per_byte
-              + buf * design.memories[pol.buffer].energy.read_pj_per_byte)
+    e_compute = macs * a2.point_energy_pj({"mac": 1})
+    e_dram = nbytes * design.memories[pol.dram].energy.read_pj_per_byte
+    e_buf = buf * design.memories[pol.buffer].energy.read_pj_per_byte
+    energy = e_compute + e_dram + e_buf
     return GemmCost(name=name, m=m, n=n, k=k, cycles=roofline_time(compute, nbytes, bw),
-                    compute_cycles=compute, dram_bytes=nbytes, energy_pj=energy)
+                    compute_cycles=compute, dram_bytes=nbytes, energy_pj=energy,
+                    compute_energy_pj=e_compute, dram_energy_pj=e_dram, buffer_energy_pj=e_buf,
+                    buffer_bytes=buf, dram_write_bytes=m * n * eb)
 
 
 @dataclass
-class ModelResult:
-    """An encoder on a spatial design: attention and linear layers per layer, x layers."""
+class ModelResult(Result):
+    """An encoder on a spatial design: attention and linear layers per layer, x layers.
+
+    ``units``: each array's busy cycles (the 2D array also runs the linear layers) and
+    energy; ``memory``: DRAM (reads and writes) and the global buffer (the model prices every
+    buffer access as a read, so all of it is ``read_bytes``); no per-task ``timeline``."""
 
     design: str
     model: str
@@ -611,10 +639,50 @@ class ModelResult:
             out["linear"] = sum(g.energy_pj for g in self.gemms) * self.layers
         return out
 
+    def _busy_cycles(self, unit: str) -> float:
+        work = self.attention.unit_work_cycles.get(unit, 0.0)
+        if unit == self.array2d:
+            work += sum(g.compute_cycles for g in self.gemms)
+        return work * self.layers
+
     @property
-    def energy_pj(self) -> float:
-        """Total energy in pJ."""
-        return float(sum(self.energy_breakdown_pj.values()))
+    def units(self) -> dict[str, UnitStats]:
+        """Per-array figures over the whole run (busy = compute: the model has no stalls)."""
+        out = {}
+        for u in self.attention.unit_work_cycles:
+            busy = whole_cycles(self._busy_cycles(u))
+            tasks = sum(1 for e in self.attention.einsums if e.unit == u) + \
+                (len(self.gemms) if u == self.array2d else 0)
+            energy = self.attention.unit_energy_pj.get(u, 0.0) + \
+                (sum(g.compute_energy_pj for g in self.gemms) if u == self.array2d else 0.0)
+            out[u] = UnitStats(self.attention.unit_kinds.get(u, u), busy, busy, 0,
+                               self.utilization(u), tasks * self.layers, energy * self.layers)
+        return out
+
+    @property
+    def memory(self) -> dict[str, MemoryStats]:
+        """DRAM and global-buffer traffic over the whole run."""
+        a, n = self.attention, self.layers
+        levels = a.levels or {"dram": "dram", "buffer": "buffer"}
+        total = (a.dram_bytes + sum(g.dram_bytes for g in self.gemms)) * n
+        writes = (a.dram_write_bytes + sum(g.dram_write_bytes for g in self.gemms)) * n
+        bw = a.dram_bytes_per_cycle
+        util = total / (bw * self.cycles) if bw and self.cycles else 0.0
+        dram_pj = (a.energy_breakdown_pj.get(levels["dram"], 0.0)
+                   + sum(g.dram_energy_pj for g in self.gemms)) * n
+        buffer_pj = (a.energy_breakdown_pj.get(levels["buffer"], 0.0)
+                     + sum(g.buffer_energy_pj for g in self.gemms)) * n
+        buffer_bytes = (a.buffer_bytes + sum(g.buffer_bytes for g in self.gemms)) * n
+        return {
+            levels["dram"]: MemoryStats("dram", int(round(total - writes)), int(round(writes)),
+                                        min(util, 1.0), dram_pj),
+            levels["buffer"]: MemoryStats("sram", int(round(buffer_bytes)), 0, 0.0, buffer_pj),
+        }
+
+    @property
+    def timeline(self) -> list:
+        """None modelled: the spatial model is closed form per cascade."""
+        return []
 
     def utilization(self, unit: str) -> float:
         """Busy fraction of ``unit`` (the 2D array also runs the linear layers)."""
@@ -638,7 +706,7 @@ class ModelResult:
             "energy_breakdown_pj": self.energy_breakdown_pj,
             "identity": dict(self.identity),
             "attention": self.attention.to_dict(),
-            "linear": [asdict(g) for g in self.gemms],
+            "linear": [g.to_dict() for g in self.gemms],
             "notes": list(self.attention.notes)
             + ([f"not modelled (FuseMax's end-to-end counts attention and linear layers "
                 f"only): {', '.join(self.excluded)}"] if self.excluded else []),
@@ -706,10 +774,11 @@ def simulate_model(design: Design | str, model: str, *, seq: int, batch: int = 6
         source = cfg.name if not str(model).endswith(".json") else str(model)
         linear, excluded = linear_layers(source, batch, seq)
         gemms = [evaluate_gemm(design, *g) for g in linear]
+    workload = model_workload_hash(cfg, batch=batch, seq=seq, scope=scope, layers=n_layers)
     return ModelResult(design=design.name, model=cfg.name, batch=batch, seq=seq,
                        layers=n_layers, scope=scope, clock_hz=design.clock_hz, attention=attn,
                        gemms=gemms, excluded=list(excluded), array2d=pol.array2d,
-                       identity=identity(design, family="spatial"))
+                       identity=identity(design, family="spatial", workload_hash=workload))
 
 
 #: What a spatial problem decides, and the defaults (the design's ``spatial`` policy).

@@ -139,6 +139,10 @@ def serve(design: Design | str, model, *, dataset: str = "sharegpt", batch: int 
     if xpu_style:
         config.update(placement=model_s.placement, expert_coprocessing=model_s.expert_cop,
                       attention_coprocessing=model_s.attention_cop)
-    from archsim.core.identity import identity
+    from archsim.core.identity import identity, model_workload_hash
 
-    return ServeRun(result=result, config=config, identity=identity(design, family="graph"))
+    workload = model_workload_hash(
+        model_s.cfg, dtype=dtype, max_batch=batch,
+        requests=[(r.arrival_s, r.input_tokens, r.output_tokens) for r in trace])
+    return ServeRun(result=result, config=config,
+                    identity=identity(design, family="graph", workload_hash=workload))
