@@ -191,3 +191,48 @@ def test_cascade_structure_rejects_unknown_kind():
 
     with pytest.raises(WorkloadError, match="1pass, 3pass, deferred"):
         cascade_structure("2pass")
+
+
+# --------------------------------------------------------------------------- one number per question
+@pytest.mark.parametrize("design", ["fusemax", "flat", "unfused"])
+def test_cascade_and_model_give_one_number(design):
+    """`simulate --cascade` of the design's own attention cascade with BERT's shape is the
+    spatial model's attention figure for BERT (`--model bert-base --scope attention`)."""
+    from archsim import api
+    from dataflow.attention import attention_cascade
+
+    kind = load_design(design).spatial.attention
+    n = 4096
+    cascade = attention_cascade(kind, m=n, p=n, e=64, f=64, m0=256 if kind == "1pass" else None,
+                                outer={"b": 2, "h": 12})
+    via_cascade = api.simulate(design, cascade)
+    via_model = api.simulate(design, "bert-base", seq=n, batch=2, scope="attention")
+    assert via_cascade.identity["family"] == via_model.identity["family"] == "spatial"
+    assert via_cascade.cycles == pytest.approx(via_model.cycles, rel=1e-12)
+    assert via_cascade.energy_pj == pytest.approx(via_model.energy_pj, rel=1e-12)
+    assert via_cascade.identity["workload_hash"] != via_model.identity["workload_hash"]
+
+
+def test_cascade_on_spatial_designs_ranks_fusemax_first(tmp_path):
+    """The 1-pass cascade on FuseMax beats the 3-pass cascade on FLAT and unfused (the
+    graph evaluator used to answer --cascade on these designs and ranked unfused first)."""
+    out = {}
+    for design, cascade in (("fusemax", "attention_1pass"), ("flat", "attention"),
+                            ("unfused", "attention")):
+        path = tmp_path / f"{design}.json"
+        assert main(["simulate", "--design", design, "--cascade", cascade, "--ranks",
+                     "m=16384,p=16384" + (",m1=64,m0=256" if design == "fusemax" else ""),
+                     "--json", str(path), "--quiet"]) == 0
+        d = json.loads(path.read_text())
+        assert d["identity"]["family"] == "spatial" and d["scope"] == "cascade"
+        out[design] = d["cycles"]
+    assert out["fusemax"] < out["flat"] < out["unfused"]
+
+
+def test_spatial_designs_refuse_what_they_do_not_model(capsys):
+    assert main(["simulate", "--design", "fusemax", "--cascade", "mlp"]) == 2
+    err = capsys.readouterr().err
+    assert "'mlp' is not an attention cascade" in err and "Traceback" not in err
+    assert main(["simulate", "--design", "fusemax", "--cascade", "attention_2pass"]) == 2
+    assert main(["map", "--design", "fusemax", "--cascade", "attention_1pass"]) == 2
+    assert "nothing to search" in capsys.readouterr().err

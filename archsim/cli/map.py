@@ -52,8 +52,14 @@ def run(args) -> int:
     from mappers import MEMORY_MAPPERS
 
     design = cli_design(args)
-    if api.family_for(design, args.model).name == "rdu":
+    family = api.family_for(design, args.model).name
+    if family == "rdu":
         return _map_rdu(design, args)
+    if family == "spatial":
+        raise UserError(f"design {design.name!r} is a spatial attention array: its spatial "
+                        f"policy binds and tiles attention (P1 the largest block whose state "
+                        f"fits the buffer), so there is nothing to search; use `archsim "
+                        f"simulate --design {design.name}`")
     args.mapper = args.mapper or "greedy"
     cascade = load_workload(args)
     check_outputs(args)

@@ -9,13 +9,21 @@ from archsim.cli.common import (
 from archsim.errors import UserError
 
 
-def _simulate_spatial(design, args) -> int:
-    """``simulate --model`` on a design with a ``spatial`` section (FuseMax, FLAT, unfused)."""
-    import json
-
+def _simulate_spatial(design, args, workload) -> int:
+    """``simulate`` on a design with a ``spatial`` section (FuseMax, FLAT, unfused): an
+    encoder model (``--model``) or an attention cascade."""
     from archsim import api
 
     unsupported = [f"--{a}" for a in ("csv", "trace", "plot", "mapping") if getattr(args, a)]
+    if args.mapper:
+        unsupported.append("--mapper (the design's spatial policy maps attention)")
+    if not getattr(args, "model", None):
+        if unsupported:
+            raise UserError(f"design {design.name!r} runs attention cascades with its spatial "
+                            f"model, which writes --json; not {', '.join(unsupported)}")
+        check_outputs(args)
+        result = api.simulate(design, workload)
+        return _spatial_outputs(result, args)
     unsupported += [f"--{f.replace('_', '-')}" for f in ("phase", "kv", "tp", "layers",
                                                          "expert_tokens", "dims")
                     if getattr(args, f, None) is not None]
@@ -30,6 +38,12 @@ def _simulate_spatial(design, args) -> int:
     check_outputs(args)
     result = api.simulate(design, args.model, seq=args.seq or 1024, batch=args.batch or 1,
                           scope=args.scope)
+    return _spatial_outputs(result, args)
+
+
+def _spatial_outputs(result, args) -> int:
+    import json
+
     if args.json:
         try:
             Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -131,7 +145,7 @@ def run(args) -> int:
         return _simulate_rdu(design, args, workload)
     _refuse_rdu_flags(design, args)
     if family == "spatial":
-        return _simulate_spatial(design, args)
+        return _simulate_spatial(design, args, workload)
     cascade = load_workload(args) if model else workload
     check_outputs(args)
     mapping = Mapping.load(args.mapping) if args.mapping else None
@@ -147,7 +161,8 @@ def register(sub) -> None:
     s = sub.add_parser("simulate", help="simulate a workload on a design")
     add_workload_args(s)
     s.add_argument("--mapping", metavar="FILE", help="a mapping JSON (from `archsim map --out`)")
-    s.add_argument("--mapper", default="greedy", help="mapper used when no --mapping is given")
+    s.add_argument("--mapper", default=None,
+                   help="mapper used when no --mapping is given (default greedy)")
     r = s.add_argument_group("dataflow RDU designs (sn40l)")
     r.add_argument("--sockets", type=int, help="sockets joined by tensor parallelism "
                                                 "(default 1)")

@@ -53,9 +53,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from archsim.core.identity import identity, model_version, model_workload_hash
+from archsim.core.identity import cascade_hash, identity, model_version, model_workload_hash
 from archsim.core.physics import roofline_time
 from archsim.errors import MappingError, UserError, WorkloadError
+from dataflow.errors import CascadeError
 from archsim.core.physics import whole_cycles
 from archsim.families.base import Decision, Problem
 from archsim.result import MemoryStats, Result, UnitStats
@@ -149,6 +150,40 @@ def cascade_structure(kind: str) -> _CascadeInfo:
                         inputs=tuple(cas.inputs()), outputs=tuple(cas.outputs()), state=state)
 
 
+def attention_of(cascade) -> tuple[str, AttentionShape]:
+    """The kind and shape of ``cascade`` when it is one of the attention cascades the spatial
+    model evaluates (:data:`SPATIAL_ATTENTION_KINDS`, as :func:`dataflow.attention_cascade`
+    writes them, under any name, with any outer ranks: ``h`` counts as heads, the others as
+    batch). Raises WorkloadError for any other cascade, naming what the model takes."""
+    from dataflow.attention import attention_cascade
+
+    ranks = dict(cascade.ranks)
+    reserved = ("m", "m1", "m0", "p", "e", "f")
+    outer = {r: n for r, n in ranks.items() if r not in reserved}
+    bits = {t.bits for t in cascade.tensors.values()}
+    texts = [e.text for e in cascade.einsums]
+    tensors = {t: (x.ranks, x.bits) for t, x in cascade.tensors.items()}
+    if all(r in ranks for r in ("m", "p", "e", "f")) and len(bits) == 1:
+        (width,) = bits
+        for kind in SPATIAL_ATTENTION_KINDS:
+            try:
+                ref = attention_cascade(kind, m=ranks["m"], p=ranks["p"], e=ranks["e"],
+                                        f=ranks["f"], m0=ranks.get("m0"), outer=outer,
+                                        bits=width)
+            except CascadeError:         # e.g. no m0 for a split kind
+                continue
+            if [e.text for e in ref.einsums] == texts and \
+                    {t: (x.ranks, x.bits) for t, x in ref.tensors.items()} == tensors:
+                batch = math.prod(n for r, n in outer.items() if r != "h")
+                return kind, AttentionShape(batch, outer.get("h", 1), ranks["m"], ranks["p"],
+                                            ranks["e"], ranks["f"], width)
+    raise WorkloadError(
+        f"cascade {cascade.name!r} is not an attention cascade the spatial model evaluates: "
+        f"spatial designs run the {', '.join(SPATIAL_ATTENTION_KINDS)} attention cascades "
+        f"(built-in: attention, attention_deferred, attention_1pass) and encoder models "
+        f"(--model); other cascades run on graph-family designs (e.g. npu)")
+
+
 # --------------------------------------------------------------------------- mapping
 @dataclass
 class SpatialMapping:
@@ -231,15 +266,17 @@ def _per_query_state_bytes(info: _CascadeInfo, shape: AttentionShape) -> float:
     return total * shape.element_bytes
 
 
-def map_attention(design: Design, shape: AttentionShape, *, p1: int | None = None
-                  ) -> SpatialMapping:
+def map_attention(design: Design, shape: AttentionShape, *, p1: int | None = None,
+                  kind: str | None = None) -> SpatialMapping:
     """Choose the tiling of ``shape`` on ``design`` (see module docstring); ``p1`` forces a
-    block size. Raises MappingError if no block fits the buffer."""
+    block size; ``kind`` is the attention cascade (default: the design's
+    ``spatial.attention``). Raises MappingError if no block fits the buffer."""
     pol = _policy(design)
+    kind = kind or pol.attention
     a2 = design.unit_models[pol.array2d]
     a1 = design.unit_models[pol.array1d]
-    info = cascade_structure(pol.attention)
-    split = pol.attention == "1pass"
+    info = cascade_structure(kind)
+    split = kind == "1pass"
     m0 = min(a2.spec.rows, shape.m)
     p0 = min(a2.spec.cols, shape.p)
     notes = []
@@ -271,7 +308,7 @@ def map_attention(design: Design, shape: AttentionShape, *, p1: int | None = Non
             spill = 1.0 if need else 0.0
         else:
             spill = 0.0 if need <= avail else 1.0 - avail / need
-        m = SpatialMapping(kind=pol.attention, m0=m0, p0=p0, p1=c, p2=tiles // c,
+        m = SpatialMapping(kind=kind, m0=m0, p0=p0, p1=c, p2=tiles // c,
                            binding=binding, schedule=pol.schedule, spill_fraction=spill,
                            notes=list(notes))
         if p1 is not None:
@@ -397,12 +434,14 @@ def _list_schedule(tasks, units) -> float:
 
 
 def evaluate_attention(design: Design, shape: AttentionShape,
-                       mapping: SpatialMapping | None = None) -> SpatialResult:
+                       mapping: SpatialMapping | None = None, *,
+                       kind: str | None = None) -> SpatialResult:
     """Latency, utilization, traffic and energy of one attention layer ``shape`` on
-    ``design`` under ``mapping`` (default: :func:`map_attention`)."""
+    ``design`` under ``mapping`` (default: :func:`map_attention` of cascade ``kind``, the
+    design's own by default)."""
     pol = _policy(design)
     if mapping is None:
-        mapping = map_attention(design, shape)
+        mapping = map_attention(design, shape, kind=kind)
     info = cascade_structure(mapping.kind)
     split = mapping.kind == "1pass"
     m0, p0 = mapping.m0, mapping.p0
@@ -714,9 +753,13 @@ class ModelResult(Result):
 
     def summary(self) -> str:
         """Short human-readable report."""
-        lines = [f"{self.model} (batch {self.batch}, {self.seq} tokens, {self.layers} layer"
-                 f"{'s' if self.layers != 1 else ''}, scope {self.scope}) on {self.design}: "
-                 f"{self.seconds:.6g} s, energy {self.energy_pj / 1e12:.6g} J"]
+        if self.scope == "cascade":
+            head = f"{self.model} ({self.attention.workload}) on {self.design}"
+        else:
+            head = (f"{self.model} (batch {self.batch}, {self.seq} tokens, {self.layers} layer"
+                    f"{'s' if self.layers != 1 else ''}, scope {self.scope}) on {self.design}")
+        lines = [f"{head}: {self.seconds:.6g} s ({self.cycles:,.0f} cycles), "
+                 f"energy {self.energy_pj / 1e12:.6g} J"]
         for u in self.attention.unit_work_cycles:
             lines.append(f"  {u:<8} utilization {self.utilization(u):.3f}")
         lines.append(f"  attention {self.attention.seconds * self.layers:.6g} s, linear "
@@ -781,6 +824,27 @@ def simulate_model(design: Design | str, model: str, *, seq: int, batch: int = 6
                        identity=identity(design, family="spatial", workload_hash=workload))
 
 
+def simulate_attention_cascade(design: Design | str, cascade) -> ModelResult:
+    """One attention cascade (see :func:`attention_of`) on a spatial ``design``: its kind
+    (3-pass, deferred or 1-pass) on the design's arrays, tiled by :func:`map_attention`,
+    whatever cascade the design itself runs for models (``spatial.attention``). Returns a
+    :class:`ModelResult` of scope ``cascade`` (one attention, no linear layers)."""
+    if not isinstance(design, Design):
+        design = load_design(design)
+    pol = _policy(design)
+    kind, shape = attention_of(cascade)
+    attn = evaluate_attention(design, shape, kind=kind)
+    notes_kind = [] if kind == pol.attention else [
+        f"the {kind} cascade on {design.name}'s arrays; its models run the "
+        f"{pol.attention} cascade (spatial.attention)"]
+    attn.notes.extend(notes_kind)
+    return ModelResult(design=design.name, model=cascade.name, batch=shape.batch * shape.heads,
+                       seq=shape.p, layers=1, scope="cascade", clock_hz=design.clock_hz,
+                       attention=attn, gemms=[], excluded=[], array2d=pol.array2d,
+                       identity=identity(design, family="spatial",
+                                         workload_hash=cascade_hash(cascade)))
+
+
 #: What a spatial problem decides, and the defaults (the design's ``spatial`` policy).
 DECISIONS = (
     Decision("binding", "the design's spatial policy: each einsum of the attention cascade on "
@@ -791,8 +855,9 @@ DECISIONS = (
 
 
 class SpatialFamily:
-    """The ``spatial`` family: model workloads on designs with a ``spatial`` section
-    (FuseMax, FLAT, unfused). A cascade on such a design is the graph family's."""
+    """The ``spatial`` family: every workload on a design with a ``spatial`` section
+    (FuseMax, FLAT, unfused): encoder models, and the attention cascades its model evaluates
+    (other cascades are refused by name)."""
 
     name = "spatial"
 
@@ -802,22 +867,31 @@ class SpatialFamily:
         return model_version(self.name)
 
     def claims(self, design: Design, workload=None) -> bool:
-        """Designs with a ``spatial`` section and no ``rdu`` one, for model workloads."""
-        return design.rdu is None and design.spatial is not None and \
-            not hasattr(workload, "einsums")
+        """Designs with a ``spatial`` section and no ``rdu`` one, whatever the workload."""
+        return design.rdu is None and design.spatial is not None
 
-    def problem(self, design: Design, workload, *, seq: int, batch: int = 64,
+    def problem(self, design: Design, workload, *, seq: int | None = None, batch: int = 64,
                 scope: str = "model", layers: int | None = None) -> Problem:
         """An encoder model (built-in name or config.json) with ``batch`` sequences of
-        ``seq`` tokens (see :func:`simulate_model` for ``scope``)."""
+        ``seq`` tokens (see :func:`simulate_model` for ``scope``), or an attention cascade
+        (:func:`attention_of`; it takes no options: its ranks are its shape)."""
+        if hasattr(workload, "einsums"):
+            kind, shape = attention_of(workload)
+            return Problem(self.name, design, workload, DECISIONS, {}, view=(kind, shape))
+        if seq is None:
+            raise UserError("an encoder model on a spatial design needs seq (tokens per "
+                            "sequence)")
         return Problem(self.name, design, workload, DECISIONS,
                        {"seq": seq, "batch": batch, "scope": scope, "layers": layers})
 
     def evaluate(self, problem: Problem, mapping=None) -> ModelResult:
-        """:func:`simulate_model` under the design's policy (``mapping`` must be None: the
-        spatial binding and tiling are the policy's)."""
+        """:func:`simulate_model` (or, for a cascade, :func:`simulate_attention_cascade`)
+        under the design's policy (``mapping`` must be None: the spatial binding and tiling
+        are the policy's)."""
         if mapping is not None:
             raise MappingError("spatial designs map by their spatial policy; give no mapping")
+        if problem.view is not None:
+            return simulate_attention_cascade(problem.design, problem.workload)
         return simulate_model(problem.design, problem.workload, **problem.options)
 
 
