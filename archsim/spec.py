@@ -94,12 +94,16 @@ class MemorySpec(StrictModel):
 class InterconnectSpec(StrictModel):
     """Device-to-device links used by tensor, pipeline and expert parallelism (per device, per
     direction). ``devices_per_node``: devices this link joins (``interconnect``: a node's
-    NVLink domain; ``network``: unbounded)."""
+    NVLink domain; ``network``: unbounded). ``allreduce``: the algorithm its link unit runs
+    all-reduces with (:func:`archsim.core.physics.allreduce`): ``ring`` (default, as the
+    Duplex reference simulator, ../shared/reference/duplex.md), ``one_shot``, or ``auto``
+    (the faster of the two per message)."""
 
     bandwidth_bytes_per_s: PositiveFloat
     latency_s: NonNegativeFloat = 0.0
     energy_pj_per_byte: NonNegativeFloat = 0.0
     devices_per_node: PositiveInt | None = None
+    allreduce: Literal["ring", "one_shot", "auto"] = "ring"
 
 
 class ServingPolicy(StrictModel):
@@ -595,6 +599,20 @@ def design_from_data(data: Any, source: str = "<design>", overrides: Sequence[st
     if top.rdu is not None:
         _check_rdu(top.rdu, units, mems, lambda path, msg: _raise(source, lines, origin,
                                                                   ("rdu",) + path, msg))
+    links = [n for n, u in units.items() if u.kind == "link"]
+    for uname in links:
+        section = units[uname].links
+        if getattr(top, section) is None:
+            _raise(source, lines, origin, ("units", uname, "links"),
+                   f"expected a section the design has (a link reads the design's "
+                   f"interconnect or network), found {section!r} but no {section!r} section")
+    if top.interconnect is not None and not links:
+        # the interconnect's collectives run on a unit of their own (archsim.units.link)
+        if "link" in units:
+            _raise(source, lines, origin, ("units", "link"),
+                   "expected a unit of kind link: a design with an interconnect gets a unit "
+                   "named 'link' for its collectives; rename this unit")
+        units["link"] = UNIT_KINDS["link"].spec_class(kind="link")
     for uname, u in units.items():
         for key in ("scratchpad", "memory"):
             ref = getattr(u, key, None)

@@ -56,7 +56,7 @@ def test_simulate_json_fields(gemm_run):
     assert res["workload"] == "gemm256"
     assert res["mapper"] == "greedy"
     assert res["archsim_version"] == archsim.__version__
-    assert set(res["units"]) == {"sa", "vu"}
+    assert set(res["units"]) == {"sa", "vu", "link"}     # link: sa128's interconnect
     for u in ("sa", "vu"):
         assert {"busy_cycles", "utilization"} <= set(res["units"][u])
     assert set(res["memory"]) == {"spm", "hbm"}

@@ -96,7 +96,10 @@ def test_blocked_pim_is_never_faster_than_dual_row_buffers(decode_graph):
 
 def test_gpu_roofline_runs_every_einsum(decode_graph):
     res = simulate("a100", decode_graph)
-    assert {r.unit for r in res.timeline} == {"gpu"}
+    # every einsum on the GPU, the tensor-parallel all-reduces on its link
+    assert {r.unit for r in res.timeline} == {"gpu", "link"}
+    assert {r.einsum for r in res.timeline if r.unit == "link"} == {
+        e.name for e in decode_graph.einsums if decode_graph.tag(e.name, "role") == "allreduce"}
     assert res.memory["hbm"].read_bytes > 0
 
 

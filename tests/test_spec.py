@@ -90,7 +90,7 @@ def test_builtin_npu_loads():
     assert d.name == "sa128"
     assert d.source.endswith("sa128.yaml")
     assert d.clock_hz == 1e9
-    assert set(d.units) == {"sa", "vu"}
+    assert set(d.units) == {"sa", "vu", "link"}   # link: added for its interconnect
     assert (d.units["sa"].rows, d.units["sa"].cols, d.units["sa"].dataflow) == (128, 128, "ws")
     assert d.units["vu"].lanes == 128
     assert d.memories["spm"].capacity_bytes == 2 * 1024 * 1024

@@ -193,12 +193,13 @@ def test_changed_model_version_reruns_and_moves_old_rows_aside(tmp_path, monkeyp
     spec = _spec(tmp_path, text)
     out = tmp_path / "v.csv"
     first = sweep.run_sweep(sweep.load_spec(spec), out, workers=1, progress=False)
-    assert first.ran == 4 and {r["model_version"] for r in _rows(out)} == {"graph-1"}
+    now = identity.MODEL_VERSIONS["graph"]
+    assert first.ran == 4 and {r["model_version"] for r in _rows(out)} == {f"graph-{now}"}
     again = sweep.run_sweep(sweep.load_spec(spec), out, workers=1, progress=False)
     assert again.ran == 0 and again.stale == 0
-    monkeypatch.setitem(identity.MODEL_VERSIONS, "graph", 2)
+    monkeypatch.setitem(identity.MODEL_VERSIONS, "graph", now + 1)
     bumped = sweep.run_sweep(sweep.load_spec(spec), out, workers=1, progress=False)
     assert bumped.ran == 4 and bumped.stale == 4
-    assert {r["model_version"] for r in _rows(out)} == {"graph-2"} and len(_rows(out)) == 4
+    assert {r["model_version"] for r in _rows(out)} == {f"graph-{now + 1}"} and len(_rows(out)) == 4
     stale = _rows(sweep.stale_path_of(out))
-    assert len(stale) == 4 and {r["model_version"] for r in stale} == {"graph-1"}
+    assert len(stale) == 4 and {r["model_version"] for r in stale} == {f"graph-{now}"}

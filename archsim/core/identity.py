@@ -34,7 +34,10 @@ FAMILIES = ("graph", "spatial", "rdu")
 MODEL_VERSIONS: dict[str, int] = {
     # 1: first versioned release (0.2.0): the memory plan's spill is stored by its
     #    producer's task (write-back at creation), no longer after its first buffer's last use
-    "graph": 1,
+    # 2: tensor-parallel all-reduces run on the design's link unit (archsim.units.link: the
+    #    faster of ring and one-shot over ``interconnect``) instead of as a copy on the vector
+    #    unit; the serving models time theirs the same way (they used a ring only)
+    "graph": 2,
     "spatial": 1,
     "rdu": 1,
 }

@@ -11,7 +11,10 @@ figure at once, so a change to it is a model-version change of every family
 * :func:`ring_allreduce` and :func:`one_shot_allreduce` — the two all-reduce algorithms over
   ``p`` peers: a ring moves ``2 (p-1)/p`` of the data in ``2 (p-1)`` steps (reduce-scatter then
   all-gather, Patarasuk & Yuan 2009); a one-shot exchange sends every peer's partial to the
-  ``p-1`` others in one step. Both return (bandwidth time, latency time, bytes each peer sends).
+  ``p-1`` others in one step. Both return (bandwidth time, latency time, bytes each peer sends);
+  :func:`allreduce` picks the faster (or a named one), :func:`all_to_all` is expert
+  parallelism's exchange. The ``link`` unit (:mod:`archsim.units.link`), the RDU family and
+  the serving models all time collectives with these.
 * :func:`whole_cycles` — a modelled time rounded up to whole clock cycles, forgiving the float
   noise of sums of fractions (``slack``).
 * :func:`peak_flops_per_s` — a compute unit's peak, 2 FLOPs per MAC (:data:`FLOPS_PER_MAC`).
@@ -54,6 +57,39 @@ def one_shot_allreduce(nbytes: float, peers: int, bandwidth: float,
     if peers <= 1:
         return 0.0, 0.0, 0.0
     moved = (peers - 1) * nbytes
+    return moved / bandwidth, step_latency, moved
+
+
+#: Collective algorithms :func:`allreduce` chooses between (``auto``: the faster).
+ALLREDUCE_ALGORITHMS = ("auto", "ring", "one_shot")
+
+
+def allreduce(nbytes: float, peers: int, bandwidth: float, step_latency: float,
+              algorithm: str = "auto") -> tuple[float, float, float, str]:
+    """(bandwidth time, latency time, bytes each peer sends, algorithm) of an all-reduce of
+    ``nbytes`` over ``peers`` peers: :func:`ring_allreduce`, :func:`one_shot_allreduce`, or
+    (``auto``) whichever of the two finishes first, as collective libraries pick by message
+    size (one-shot for small messages, ring for large ones). Every family's link uses this."""
+    if algorithm not in ALLREDUCE_ALGORITHMS:
+        raise ValueError(f"all-reduce algorithm must be one of {ALLREDUCE_ALGORITHMS}, "
+                         f"got {algorithm!r}")
+    if peers <= 1 or nbytes == 0:
+        return 0.0, 0.0, 0.0, "none"
+    ring = ring_allreduce(nbytes, peers, bandwidth, step_latency)
+    shot = one_shot_allreduce(nbytes, peers, bandwidth, step_latency)
+    if algorithm == "ring" or (algorithm == "auto" and ring[0] + ring[1] <= shot[0] + shot[1]):
+        return (*ring, "ring")
+    return (*shot, "one_shot")
+
+
+def all_to_all(nbytes: float, peers: int, bandwidth: float,
+               step_latency: float) -> tuple[float, float, float]:
+    """(bandwidth time, latency time, bytes each peer sends) of an all-to-all in which each
+    peer holds ``nbytes`` spread evenly over the ``peers`` destinations: ``(p-1)/p`` of it
+    leaves over the link, in one step of latency."""
+    if peers <= 1 or nbytes == 0:
+        return 0.0, 0.0, 0.0
+    moved = (peers - 1) / peers * nbytes
     return moved / bandwidth, step_latency, moved
 
 

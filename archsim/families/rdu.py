@@ -224,6 +224,7 @@ class _Chip:
     sockets: int
     link_bytes_per_cycle: float
     link_latency_cycles: float
+    link_allreduce: str
     orchestration_cycles: float
     program_bytes_per_unit: float
     hbm_peak_bytes_per_cycle: float
@@ -254,6 +255,7 @@ class _Chip:
             tile_rows=rdu.tile_rows, tier_bytes_per_cycle=tiers, sockets=sockets,
             link_bytes_per_cycle=(link.bandwidth_bytes_per_s / clk) if link else 1.0,
             link_latency_cycles=(link.latency_s * clk) if link else 0.0,
+            link_allreduce=link.allreduce if link else "ring",
             orchestration_cycles=(rdu.launch.hardware_s if orch == "hardware"
                                   else rdu.launch.software_s) * clk,
             program_bytes_per_unit=rdu.launch.program_bytes_per_unit,
@@ -261,18 +263,14 @@ class _Chip:
 
     def allreduce_cycles(self, nbytes: float, degree: int) -> tuple[float, float]:
         """(bandwidth cycles, latency cycles) of an all-reduce of ``nbytes`` over ``degree``
-        sockets: the faster of a ring (2(N-1) steps moving 2(N-1)/N of the bytes) and a
-        one-shot exchange (every socket sends its partial to the N-1 others in one step).
+        sockets: :func:`archsim.core.physics.allreduce` with the interconnect's algorithm
+        (sn40l: ``auto``, the faster of a ring and a one-shot exchange), as the link unit of
+        the other families (:mod:`archsim.units.link`).
         Streamed in tiles, the bandwidth part divides over the tiles and the latency is
         paid once."""
-        n = max(degree, 1)
-        if n == 1:
-            return 0.0, 0.0
-        ring = physics.ring_allreduce(nbytes, n, self.link_bytes_per_cycle,
-                                      self.link_latency_cycles)[:2]
-        shot = physics.one_shot_allreduce(nbytes, n, self.link_bytes_per_cycle,
-                                          self.link_latency_cycles)[:2]
-        return min(ring, shot, key=lambda bl: bl[0] + bl[1])
+        bw, lat, _, _ = physics.allreduce(nbytes, max(degree, 1), self.link_bytes_per_cycle,
+                                          self.link_latency_cycles, self.link_allreduce)
+        return bw, lat
 
 
 # --------------------------------------------------------------------------- sections

@@ -15,6 +15,7 @@ from archsim.units.base import (
     UnitSpec,
 )
 from archsim.units.systolic import SystolicArray
+from archsim.units.link import Link
 from archsim.units.logic_pim import LogicPim
 from archsim.units.pim import BankPim
 from archsim.units.pe_array import PeArray
@@ -40,8 +41,9 @@ register_unit(BankPim)
 register_unit(LogicPim)
 register_unit(PeArray)
 register_unit(Pcu)
+register_unit(Link)
 
 __all__ = [
     "Phase", "PlanContext", "StrictModel", "TaskPlan", "Traffic", "UnitModel", "UnitSpec",
-    "SystolicArray", "VectorUnit", "GpuRoofline", "BankPim", "LogicPim", "PeArray", "Pcu", "UNIT_KINDS", "register_unit",
+    "SystolicArray", "VectorUnit", "GpuRoofline", "BankPim", "LogicPim", "PeArray", "Pcu", "Link", "UNIT_KINDS", "register_unit",
 ]

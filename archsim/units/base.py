@@ -140,6 +140,20 @@ class PlanContext:
     bandwidth_bytes_per_cycle: Mapping[str, float]
 
 
+#: Einsum roles that are collectives between devices (tag ``degree``: how many).
+COLLECTIVE_ROLES = ("allreduce", "alltoall")
+
+
+def collective_of(cascade: "Cascade", einsum: str) -> tuple[str, int] | None:
+    """(role, degree) when ``einsum`` is a collective over more than one device (a
+    :data:`COLLECTIVE_ROLES` role with tag ``degree`` > 1), else None."""
+    role = cascade.tag(einsum, "role")
+    if role not in COLLECTIVE_ROLES:
+        return None
+    degree = int(cascade.tag(einsum, "degree", 1))
+    return (role, degree) if degree > 1 else None
+
+
 class UnitModel(ABC):
     """Base class of unit models. Subclasses set ``kind`` and ``spec_class``."""
 
@@ -159,9 +173,22 @@ class UnitModel(ABC):
         """Memory level the unit reads operands from and writes results to, if any."""
         return getattr(self.spec, "scratchpad", None)
 
-    @abstractmethod
     def unsupported_reason(self, cascade: "Cascade", einsum: str) -> str | None:
-        """None if the unit can run ``einsum``; otherwise a short reason why not."""
+        """None if the unit can run ``einsum``; otherwise a short reason why not. A collective
+        over several devices (:func:`collective_of`) runs only on a ``link`` unit."""
+        coll = collective_of(cascade, einsum)
+        if coll is not None and self.kind != "link":
+            role, degree = coll
+            if not any(u.kind == "link" for u in self.design.units.values()):
+                return (f"the {role} over {degree} devices runs on a link unit, and "
+                        f"{self.design.name} has no interconnect section to build one from")
+            return (f"the {role} over {degree} devices runs on the design's link unit (read "
+                    f"from its interconnect), not on a {self.kind}")
+        return self.own_unsupported_reason(cascade, einsum)
+
+    @abstractmethod
+    def own_unsupported_reason(self, cascade: "Cascade", einsum: str) -> str | None:
+        """The unit kind's own refusals (see :meth:`unsupported_reason`)."""
 
     @abstractmethod
     def plan(self, ctx: PlanContext) -> TaskPlan:

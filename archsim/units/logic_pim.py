@@ -162,7 +162,7 @@ class LogicPim(UnitModel):
         rate = s.softmax_elements_per_cycle * s.module_clock_hz * self.channels * s.modules_per_channel
         return scores / rate
 
-    def unsupported_reason(self, cascade, einsum: str) -> str | None:
+    def own_unsupported_reason(self, cascade, einsum: str) -> str | None:
         """Logic-PIM runs two-operand contractions whose larger operand is in its memory."""
         if cascade.contraction(einsum) is None:
             return "not a two-operand product reduced by '+' (Logic-PIM runs GEMMs)"

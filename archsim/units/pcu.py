@@ -93,7 +93,7 @@ class Pcu(UnitModel):
                 return systolic, "systolic"
         return simd, "simd"
 
-    def unsupported_reason(self, cascade, einsum: str) -> str | None:
+    def own_unsupported_reason(self, cascade, einsum: str) -> str | None:
         """PCUs run every einsum whose operation kinds are known."""
         return unknown_ops_reason(cascade, einsum)
 

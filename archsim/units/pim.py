@@ -124,7 +124,7 @@ class BankPim(UnitModel):
         return (hbm.pim_gemv_energy_pj(rows, cols, segment_elems)
                 - c["MAC"] * MAC_RD_ENERGY_FACTOR * e.rd_pj + c["MAC"] * per_mac)
 
-    def unsupported_reason(self, cascade, einsum: str) -> str | None:
+    def own_unsupported_reason(self, cascade, einsum: str) -> str | None:
         """PIM runs two-operand contractions (GEMVs over a matrix in its memory)."""
         if cascade.contraction(einsum) is None:
             return "not a two-operand product reduced by '+' (PIM runs GEMVs)"

@@ -51,7 +51,7 @@ class GpuRoofline(UnitModel):
         """Peak matrix FLOPs per reference cycle."""
         return self.spec.matrix_flops_per_s / self.design.clock_hz
 
-    def unsupported_reason(self, cascade, einsum: str) -> str | None:
+    def own_unsupported_reason(self, cascade, einsum: str) -> str | None:
         """A GPU runs every einsum."""
         return None
 

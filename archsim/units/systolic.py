@@ -251,7 +251,7 @@ class SystolicArray(UnitModel):
         """Peak MACs per unit cycle (rows * cols * arrays)."""
         return float(self.rows * self.cols * self.spec.arrays)
 
-    def unsupported_reason(self, cascade, einsum: str) -> str | None:
+    def own_unsupported_reason(self, cascade, einsum: str) -> str | None:
         """None for two-operand products reduced by '+', else why the array cannot run it."""
         if cascade.contraction(einsum) is None:
             return "not a two-operand product reduced by '+' (a systolic array runs GEMMs)"

@@ -118,7 +118,7 @@ class VectorUnit(UnitModel):
         """Peak single-cycle operations per unit cycle (= lanes)."""
         return float(self.spec.lanes)
 
-    def unsupported_reason(self, cascade, einsum: str) -> str | None:
+    def own_unsupported_reason(self, cascade, einsum: str) -> str | None:
         """A vector unit runs every einsum whose operation kinds it has costs for."""
         return unknown_ops_reason(cascade, einsum)
 

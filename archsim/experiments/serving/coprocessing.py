@@ -39,7 +39,7 @@ slots a full-rate regular stream uses (0.5 on HBM3). A blocked bank PIM (one row
 overlaps the xPU.
 
 **Multi-device**: ``tp`` devices of a node share every layer (Megatron shards from the model
-graph; two ring all-reduces per layer over ``interconnect``); ``ep`` nodes split the experts
+graph; two all-reduces per layer on the link unit over ``interconnect``); ``ep`` nodes split the experts
 (expert parallelism): the requests of an iteration are dealt to the nodes, each node runs the
 non-expert layers for its requests and its ``experts / ep`` experts for the tokens routed to
 them from every node, and an MoE layer moves each token's hidden vector to its experts' nodes
@@ -64,7 +64,7 @@ from archsim.experiments.serving.iteration import (
     SOFTMAX_OPS_PER_SCORE,
     kv_tokens_beside_weights,
     layer_shapes,
-    ring_allreduce,
+    link_allreduce,
 )
 from archsim.spec import Design
 
@@ -494,8 +494,8 @@ class CoProcessingModel:
         return sum(o.seconds for o in ops)
 
     def allreduce(self, tokens: int) -> tuple[float, float]:
-        """(seconds, bytes per device) of one ring all-reduce of ``tokens`` x hidden."""
-        return ring_allreduce(self.design.interconnect, self.tp,
+        """(seconds, bytes per device) of one all-reduce (link unit) of ``tokens`` x hidden."""
+        return link_allreduce(self.design, self.tp,
                               tokens * self.shapes.hidden * self.el)
 
     def all_to_all(self, tokens: int) -> tuple[float, float]:
@@ -503,11 +503,14 @@ class CoProcessingModel:
         each of the node's tokens goes to its ``top_k`` experts, ``(ep-1)/ep`` of them remote."""
         if self.ep == 1 or tokens == 0:
             return 0.0, 0.0
-        net = self.design.network
+        from archsim.units.link import design_link
+
         s = self.shapes
-        # a device of the node carries 1/tp of the hidden vector
-        moved = 2.0 * tokens * s.top_k * s.hidden * self.el / self.tp * (self.ep - 1) / self.ep
-        return moved / net.bandwidth_bytes_per_s + 2 * net.latency_s, moved
+        # a device of the node carries 1/tp of the hidden vector; dispatch, then combine
+        out_bytes = tokens * s.top_k * s.hidden * self.el / self.tp
+        bw_s, lat_s, moved, _ = design_link(self.design, "network").collective_seconds(
+            "alltoall", out_bytes, self.ep)
+        return 2 * (bw_s + lat_s), 2 * moved
 
     def layer(self, prompts: np.ndarray, context: np.ndarray, tokens_total: int | None = None):
         """One layer on the busiest node for its requests (``prompts`` prefilled, ``context``

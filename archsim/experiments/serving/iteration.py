@@ -21,7 +21,8 @@ serving policy (``serving:`` block of the design file):
 * **Softmax, norms, residuals, activations**: on the vector unit, operation counts per token
   from the model graph, softmax 5 operations per score (max, subtract, exp, sum, divide).
 * **Prefill attention** on the NPU arrays (GEMMs per head; causal masking not modelled).
-* **Tensor parallelism**: two ring all-reduces per layer over the design's ``interconnect``;
+* **Tensor parallelism**: two all-reduces per layer on the design's link unit
+  (:mod:`archsim.units.link`: ring or one-shot over ``interconnect``, the faster);
   **pipeline parallelism**: the batch is split into ``pp`` micro-batches that stream through
   ``pp`` stages of ``layers / pp`` layers; an iteration takes the ``pp`` micro-batch stage
   times plus the activation hops.
@@ -48,7 +49,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.core import physics
 from archsim.core.physics import roofline_time
 from archsim.errors import UserError
 from archsim.experiments.serving.batching import StepCost
@@ -186,12 +186,14 @@ def kv_tokens_beside_weights(m, parallel: str) -> int:
     return int(free // m.kv_bytes_per_token())
 
 
-def ring_allreduce(link, devices: int, nbytes: float) -> tuple[float, float]:
-    """(seconds, bytes each device sends) of a ring all-reduce of ``nbytes`` over ``devices``
-    devices joined by ``link`` (an :class:`~archsim.spec.InterconnectSpec`): ``2 (n-1)/n`` of
-    the data over the link, ``2 (n-1)`` message latencies."""
-    bw_s, latency_s, moved = physics.ring_allreduce(nbytes, devices, link.bandwidth_bytes_per_s,
-                                                    link.latency_s)
+def link_allreduce(design: Design, devices: int, nbytes: float) -> tuple[float, float]:
+    """(seconds, bytes each device sends) of an all-reduce of ``nbytes`` over ``devices``
+    devices on the design's link unit (:mod:`archsim.units.link`: the faster of a ring and a
+    one-shot exchange over ``interconnect``), as the graph family times it."""
+    from archsim.units.link import design_link
+
+    bw_s, latency_s, moved, _ = design_link(design).collective_seconds("allreduce", nbytes,
+                                                                       devices)
     return bw_s + latency_s, moved
 
 
@@ -466,8 +468,8 @@ class IterationModel:
         return t, macs, vec_s
 
     def allreduce(self, tokens: int) -> tuple[float, float]:
-        """(seconds, link bytes per device) of one ring all-reduce of ``tokens`` x hidden."""
-        return ring_allreduce(self.design.interconnect, self.tp,
+        """(seconds, link bytes per device) of one all-reduce of ``tokens`` x hidden (link unit)."""
+        return link_allreduce(self.design, self.tp,
                               tokens * self.shapes.hidden * self.shapes.element_bytes)
 
     # ------------------------------------------------------------------ one stage
