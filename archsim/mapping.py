@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import networkx as nx
 import numpy as np
 
 from archsim.errors import MappingError
@@ -42,6 +43,7 @@ class Mapping:
     mapper: str = "manual"
     info: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] | None = None
+    fusion: list[list[str]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -54,6 +56,7 @@ class Mapping:
             "tiling": {k: dict(v) for k, v in self.tiling.items()},
             "info": dict(self.info),
             **({"memory": self.memory} if self.memory is not None else {}),
+            **({"fusion": [list(g) for g in self.fusion]} if self.fusion else {}),
         }
 
     @classmethod
@@ -62,10 +65,14 @@ class Mapping:
         if not isinstance(d, dict):
             raise MappingError(f"{source}: expected a mapping object")
         unknown = set(d) - {"mapper", "order", "binding", "placement", "tiling", "info",
-                            "memory"}
+                            "memory", "fusion"}
         if unknown:
             raise MappingError(f"{source}: unknown keys {sorted(unknown)}; expected mapper, "
-                               "order, binding, placement, tiling, info, memory")
+                               "order, binding, placement, tiling, info, memory, fusion")
+        fusion = d.get("fusion", [])
+        if not isinstance(fusion, list) or not all(
+                isinstance(g, list) and all(isinstance(e, str) for e in g) for g in fusion):
+            raise MappingError(f"{source}: fusion: expected a list of lists of einsum names")
         if "memory" in d and not isinstance(d["memory"], dict):
             raise MappingError(f"{source}: memory: expected an object")
         for key, typ in (("order", list), ("binding", dict), ("placement", dict)):
@@ -74,7 +81,7 @@ class Mapping:
         return cls(binding=dict(d["binding"]), order=list(d["order"]),
                    placement=dict(d["placement"]), tiling=dict(d.get("tiling", {})),
                    mapper=str(d.get("mapper", "manual")), info=dict(d.get("info", {})),
-                   memory=d.get("memory"))
+                   memory=d.get("memory"), fusion=[list(g) for g in fusion])
 
     def save(self, path: str | Path) -> None:
         """Write as JSON."""
@@ -140,12 +147,63 @@ class Mapping:
                         f"{self.placement[inp]!r}), or the instances would cost differently")
         if self.memory is not None:
             self._check_memory(cascade, design)
+        self._check_fusion(cascade, design)
         for level, peak, step in self.peak_resident_bytes(cascade, design):
             cap = design.memories[level].capacity_bytes
             if peak > cap:
                 raise MappingError(
                     f"tensors placed in {level!r} need {peak} bytes while {self.order[step]!r} "
                     f"runs, more than its capacity of {cap} bytes")
+
+    # ------------------------------------------------------------------ fusion
+    def fused_tensors(self, cascade: "Cascade") -> dict[str, frozenset[str]]:
+        """Einsum -> the tensors it touches that its fusion group keeps on chip: written in
+        the group, read only in the group, not a cascade output and not carried between
+        repeated instances. Einsums outside every group map to the empty set."""
+        out = {e.name: frozenset() for e in cascade.einsums}
+        outputs = set(cascade.outputs())
+        carried = {t for rep in cascade.repeats for pair in rep.carry for t in pair}
+        for group in self.fusion:
+            members = set(group)
+            inner = set()
+            for e in group:
+                t = cascade.einsum(e).output_tensor
+                if t in outputs or t in carried:
+                    continue
+                if set(cascade.consumers(t)) <= members and cascade.consumers(t):
+                    inner.add(t)
+            for e in group:
+                touched = set(cascade.einsum(e).input_tensors) | {cascade.einsum(e).output_tensor}
+                out[e] = frozenset(touched & inner)
+        return out
+
+    def _check_fusion(self, cascade: "Cascade", design: "Design") -> None:
+        seen: dict[str, int] = {}
+        dag = cascade.dag()
+        for i, group in enumerate(self.fusion):
+            if len(group) < 2:
+                raise MappingError(f"fusion group {i} {group}: a group fuses two or more einsums")
+            for e in group:
+                if e not in self.binding:
+                    raise MappingError(f"fusion group {i} names unknown einsum {e!r}")
+                if e in seen:
+                    raise MappingError(f"einsum {e!r} is in fusion groups {seen[e]} and {i}")
+                seen[e] = i
+            units = {self.binding[e] for e in group}
+            if len(units) > 1:
+                raise MappingError(f"fusion group {i} {group} spans units {sorted(units)}: a "
+                                   f"fused group is one kernel on one unit")
+            (unit,) = units
+            model = design.unit_models[unit]
+            if not getattr(model, "fuses", False):
+                raise MappingError(
+                    f"fusion group {i}: unit {unit!r} ({model.kind}) does not fuse einsums; "
+                    f"only gpu_roofline units keep a fused group's intermediates in the "
+                    f"kernel (a scratchpad unit keeps them on chip by placement or a memory plan)")
+            sub = dag.subgraph(group).to_undirected()
+            if not nx.is_connected(sub):
+                raise MappingError(f"fusion group {i} {group} is not connected: a fused "
+                                   f"kernel passes each einsum's result to the next")
 
     def memory_buffers(self) -> list[tuple[str, int, int, int, bool]]:
         """The memory plan's buffers as (tensor, start, end, offset, loaded)."""

@@ -117,7 +117,7 @@ _BYTES = "non-compulsory scratchpad traffic bytes (mapping.info['estimate'])"
 #: every mapper, by family (names repeat across families: ``ilp`` and ``greedy`` are a memory
 #: ILP and a binding rule on graph designs, the section partitioners on RDU designs)
 REGISTRY: tuple[MapperInfo, ...] = (
-    MapperInfo("greedy", "graph", ("binding",),
+    MapperInfo("greedy", "graph", ("binding", "fusion"),
                "sum of every einsum's stand-alone cycles on its unit",
                "each einsum on its fastest unit"),
     MapperInfo("opb", "graph", ("binding",), "sum of stand-alone cycles",
@@ -153,11 +153,25 @@ def mappers_of(family: str) -> dict[str, MapperInfo]:
 
 
 def get_mapper(name: str) -> Callable:
-    """The mapper registered as ``name``: ``(cascade, design, **options) -> Mapping``."""
+    """The mapper registered as ``name``: ``(cascade, design, **options) -> Mapping``. A
+    graph mapper that does not decide ``fusion`` gets the default fusion of its binding
+    (:func:`mappers.greedy.fusion_groups`: fused kernels on GPU units, none elsewhere)."""
     try:
-        return MAPPERS[name]
+        fn = MAPPERS[name]
     except KeyError:
         raise UserError(f"unknown mapper {name!r}; available: {', '.join(MAPPERS)}") from None
+    info = mappers_of("graph").get(name)
+    if info is None or "fusion" in info.decides:
+        return fn
+
+    def with_default_fusion(cascade, design, **options):
+        from mappers.greedy import fusion_groups
+
+        mapping = fn(cascade, design, **options)
+        mapping.fusion = fusion_groups(cascade, design, mapping.binding)
+        return mapping
+
+    return with_default_fusion
 
 
 __all__ = ["MAPPERS", "MEMORY_MAPPERS", "BINDING_MAPPERS", "REGISTRY", "MapperInfo", "mappers_of",

@@ -8,6 +8,7 @@ a level (the outermost when they disagree). The rest of the scratchpad is left f
 Binding: for each einsum, in program order, every unit that supports it is asked for a plan and
 the one with the shortest stand-alone time (compute and traffic at full bandwidth) wins; ties go
 to the unit listed first in the design. The chosen tiling is recorded in the mapping.
+Fusion (units that fuse: GPUs): :func:`fusion_groups`.
 """
 from __future__ import annotations
 
@@ -63,8 +64,9 @@ def default_placement(cascade: "Cascade", design: "Design", order: list[str],
 
 
 def greedy_mapping(cascade: "Cascade", design: "Design", *,
-                   resident_fraction: float = 0.5) -> Mapping:
-    """Map ``cascade`` on ``design`` greedily (see module docstring)."""
+                   resident_fraction: float = 0.5, fusion: bool = True) -> Mapping:
+    """Map ``cascade`` on ``design`` greedily (see module docstring); ``fusion``: fuse on
+    units that fuse (:func:`fusion_groups`)."""
 
     order = cascade.topological_order()
     placement = default_placement(cascade, design, order, resident_fraction)
@@ -100,9 +102,57 @@ def greedy_mapping(cascade: "Cascade", design: "Design", *,
         if "tiling" in plan.details:
             tiling[e] = dict(plan.details["tiling"])
         estimate += t * cascade.multiplicity(e)
-    return Mapping(binding=binding, order=order, placement=placement, tiling=tiling,
-                   mapper="greedy", info={"estimate": {"cycles": round(estimate, 3)},
-                                          "estimate_is": SERIAL_ESTIMATE})
+    mapping = Mapping(binding=binding, order=order, placement=placement, tiling=tiling,
+                      mapper="greedy")
+    if fusion:
+        mapping.fusion = fusion_groups(cascade, design, binding)
+    est = serial_estimate_cycles(cascade, design, mapping) if mapping.fusion else estimate
+    mapping.info = {"estimate": {"cycles": round(est, 3)}, "estimate_is": SERIAL_ESTIMATE}
+    return mapping
+
+
+#: Roles of the einsums one attention is made of (QK and AV, the softmax between them).
+ATTENTION_ROLES = ("attention", "softmax")
+
+
+def _elementwise(cascade: "Cascade", e: str) -> bool:
+    """True when ``e`` reduces over no rank: every rank it iterates is one of its output's."""
+    es = cascade.einsum(e)
+    out = set(es.output.variables())
+    return all(set(a.variables()) <= out for a in es.inputs)
+
+
+def fusion_groups(cascade: "Cascade", design: "Design", binding: dict[str, str]
+                  ) -> list[list[str]]:
+    """The fusion a GPU runs (units with ``fuses``): each attention's einsums (roles
+    :data:`ATTENTION_ROLES`, connected) as one FlashAttention-style kernel, and each
+    element-wise einsum fused with the producer of one of its operands when that operand has
+    no other reader and no rank the einsum's output lacks (a GEMM epilogue; a norm's row
+    statistic). Groups in program order."""
+    import networkx as nx
+
+    fuses = {u for u, m in design.unit_models.items() if getattr(m, "fuses", False)}
+    links = nx.Graph()
+    dag = cascade.dag()
+    outputs = set(cascade.outputs())
+    for u, v in dag.edges():
+        if binding[u] != binding[v] or binding[u] not in fuses:
+            continue
+        roles = (cascade.tag(u, "role"), cascade.tag(v, "role"))
+        if all(r in ATTENTION_ROLES for r in roles):
+            links.add_edge(u, v)
+            continue
+        t = cascade.einsum(u).output_tensor
+        if t in outputs or cascade.consumers(t) != [v] or not _elementwise(cascade, v) \
+                or cascade.contraction(v) is not None:
+            continue
+        # an epilogue (same ranks) or a row statistic broadcast over the row (a norm's
+        # sum of squares): either way a tile of v needs only the matching tile of t
+        if set(cascade.tensors[t].ranks) <= set(cascade.tensors[cascade.einsum(v).output_tensor].ranks):
+            links.add_edge(u, v)
+    pos = {e.name: i for i, e in enumerate(cascade.einsums)}
+    groups = [sorted(c, key=pos.get) for c in nx.connected_components(links)]
+    return sorted(groups, key=lambda g: pos[g[0]])
 
 
 #: What the binding mappers' own estimate is
@@ -116,13 +166,14 @@ def serial_estimate_cycles(cascade: "Cascade", design: "Design", mapping: Mappin
     times the einsum's multiplicity (a repeated body's einsums run once per instance)."""
     resident = mapping.resident_bytes(cascade, design)
     bw = design.bandwidth_bytes_per_cycle
+    fused = mapping.fused_tensors(cascade)
     total = 0.0
     for step, e in enumerate(mapping.order):
         u = mapping.binding[e]
         spm = design.unit_models[u].scratchpad
         staging = (design.memories[spm].capacity_bytes - resident[spm][step]) if spm else 0
         plan = plan_einsum(design, cascade, e, u, mapping.placement, staging,
-                           mapping.tiling.get(e))
+                           mapping.tiling.get(e), fused[e])
         total += plan.alone_cycles(bw) * cascade.multiplicity(e)
     return total
 

@@ -42,12 +42,24 @@ def _defaults(cascade, design):
     order = cascade.topological_order()
     return {"binding": greedy_mapping(cascade, design).binding, "order": order,
             "placement": default_placement(cascade, design, order), "tiling": {},
-            "memory": None}
+            "memory": None, "fusion": []}       # npu: nothing fuses (no GPU unit)
 
 
 def _chosen(mapping):
     return {"binding": mapping.binding, "order": list(mapping.order),
-            "placement": mapping.placement, "tiling": mapping.tiling, "memory": mapping.memory}
+            "placement": mapping.placement, "tiling": mapping.tiling, "memory": mapping.memory,
+            "fusion": mapping.fusion}
+
+
+@pytest.mark.parametrize("name", ["opb", "ilp-binding", "greedy"])
+def test_binding_mappers_on_a_gpu_get_the_default_fusion(name):
+    import dataflow
+    from mappers.greedy import fusion_groups
+
+    g = dataflow.model_graph("llama2-7b", "prefill", 1, 128, layers=1)
+    design = load_design("h100")
+    mapping = get_mapper(name)(g, design)
+    assert mapping.fusion and mapping.fusion == fusion_groups(g, design, mapping.binding)
 
 
 @pytest.mark.parametrize("name", sorted(mappers_of("graph")))

@@ -37,7 +37,10 @@ MODEL_VERSIONS: dict[str, int] = {
     # 2: tensor-parallel all-reduces run on the design's link unit (archsim.units.link: the
     #    faster of ring and one-shot over ``interconnect``) instead of as a copy on the vector
     #    unit; the serving models time theirs the same way (they used a ring only)
-    "graph": 2,
+    # 3: fusion is a mapping decision (Mapping.fusion); greedy fuses on GPU units: each
+    #    attention as one FlashAttention-style kernel, element-wise consumers into their
+    #    producer's kernel; a fused group is one kernel whose intermediates skip HBM
+    "graph": 3,
     "spatial": 1,
     "rdu": 1,
 }

@@ -47,11 +47,14 @@ def staging_bytes(design: Design, mapping: Mapping, cascade: "Cascade",
 
 def plan_einsum(design: Design, cascade: "Cascade", einsum: str, unit: str,
                 placement: dict[str, str], staging: int,
-                tiling: dict[str, Any] | None = None) -> TaskPlan:
-    """Cost of one einsum on one unit (the unit model's plan)."""
+                tiling: dict[str, Any] | None = None,
+                on_chip: frozenset[str] = frozenset()) -> TaskPlan:
+    """Cost of one einsum on one unit (the unit model's plan); ``on_chip``: the tensors its
+    fusion group keeps in the kernel."""
     ctx = PlanContext(cascade=cascade, einsum=einsum, placement=placement,
                       staging_bytes=staging, tiling=tiling,
-                      bandwidth_bytes_per_cycle=design.bandwidth_bytes_per_cycle)
+                      bandwidth_bytes_per_cycle=design.bandwidth_bytes_per_cycle,
+                      on_chip=on_chip)
     return design.unit_models[unit].plan(ctx)
 
 
@@ -72,6 +75,35 @@ def _add_memory_moves(plans: dict[str, TaskPlan], mapping: Mapping, cascade: "Ca
             p.read_bytes[level] = p.read_bytes.get(level, 0) + int(store)
             p.write_bytes[backing] = p.write_bytes.get(backing, 0) + int(store)
         p.details = dict(p.details, loaded_bytes=load, stored_bytes=store)
+
+
+def _merge_fused(plans: dict[str, TaskPlan], mapping: Mapping) -> None:
+    """Run each fusion group as one kernel: its last einsum (in issue order) takes one phase
+    with the group's compute and traffic summed, so they overlap across the whole group (an
+    epilogue's bytes hide behind its GEMM's compute); the other members take no time and
+    record ``fused_into``. Ops, bytes and energy stay with the einsum that causes them."""
+    from archsim.units.base import Phase
+
+    pos = {e: i for i, e in enumerate(mapping.order)}
+    for group in mapping.fusion:
+        members = sorted(group, key=pos.get)
+        last = members[-1]
+        compute = sum(ph.compute_cycles for e in members for ph in plans[e].phases)
+        traffic: dict[str, float] = {}
+        for e in members:
+            for ph in plans[e].phases:
+                for level, nbytes in ph.bytes.items():
+                    traffic[level] = traffic.get(level, 0.0) + nbytes
+        total_compute = sum(plans[e].compute_cycles for e in members)
+        for e in members[:-1]:
+            p = plans[e]
+            p.phases = [Phase("fused", 0.0, {})]
+            p.compute_cycles = 0
+            p.details = dict(p.details, fused_into=last)
+        p = plans[last]
+        p.phases = [Phase("fused kernel", compute, traffic)]
+        p.compute_cycles = total_compute
+        p.details = dict(p.details, fused_group=members)
 
 
 def _repeat_extras(cascade: "Cascade", timings) -> dict[str, float]:
@@ -119,12 +151,14 @@ def evaluate(design: Design, workload: "Cascade", mapping: Mapping) -> GraphResu
 
     resident = mapping.resident_bytes(workload, design)
     staging = staging_bytes(design, mapping, workload, resident)
+    fused = mapping.fused_tensors(workload)
     plans: dict[str, TaskPlan] = {}
     for e in mapping.order:
         plans[e] = plan_einsum(design, workload, e, mapping.binding[e], mapping.placement,
-                               staging[e], mapping.tiling.get(e))
+                               staging[e], mapping.tiling.get(e), fused[e])
     if mapping.memory is not None:
         _add_memory_moves(plans, mapping, workload)
+    _merge_fused(plans, mapping)
 
     dag = workload.dag()
     tasks = [engine.EngineTask(e, mapping.binding[e], plans[e].phases,
@@ -198,6 +232,9 @@ DECISIONS = (
     Decision("placement", "weights and inputs in off-chip memory, intermediates on chip "
                           "when they fit"),
     Decision("tiling", "each unit model's own tile shape"),
+    Decision("fusion", "on GPU units: each attention (QK, softmax, AV) as one "
+                       "FlashAttention-style kernel, element-wise consumers in their producer "
+                       "GEMM's epilogue (greedy; none elsewhere)"),
     Decision("memory", "none: no scratchpad memory plan (memory mappers: ilp, belady, xla, "
                        "exhaustive, rl)"),
 )

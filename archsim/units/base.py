@@ -130,6 +130,8 @@ class PlanContext:
         staging_bytes: free scratchpad bytes the unit may use for tiles while this einsum runs.
         tiling: a tiling chosen by the mapping (unit-specific keys), or None to let the unit pick.
         bandwidth_bytes_per_cycle: each memory level's bandwidth in reference-clock cycles.
+        on_chip: tensors the einsum's fusion group keeps inside the kernel (no traffic; only
+            units with ``fuses = True`` receive any, see :meth:`archsim.Mapping.fused_tensors`).
     """
 
     cascade: "Cascade"
@@ -138,6 +140,7 @@ class PlanContext:
     staging_bytes: int
     tiling: Mapping[str, Any] | None
     bandwidth_bytes_per_cycle: Mapping[str, float]
+    on_chip: frozenset[str] = frozenset()
 
 
 #: Einsum roles that are collectives between devices (tag ``degree``: how many).

@@ -41,6 +41,10 @@ class GpuRoofline(UnitModel):
 
     kind = "gpu_roofline"
     spec_class = GpuRooflineSpec
+    #: A fusion group (``Mapping.fusion``) on a GPU is one kernel: FlashAttention keeps the
+    #: scores and probabilities in SMEM, a GEMM epilogue applies an element-wise consumer to
+    #: the accumulator tile, so the group's intermediates never reach HBM.
+    fuses = True
 
     @property
     def memory(self) -> str:
@@ -73,6 +77,8 @@ class GpuRoofline(UnitModel):
         cycles = seconds * self.design.clock_hz
         traffic = Traffic()
         for tensor, (r, w) in cas.einsum_tensor_bytes(ctx.einsum).items():
+            if tensor in ctx.on_chip:        # kept in SMEM/registers by its fused kernel
+                continue
             home = ctx.placement[tensor]
             if r:
                 traffic.move(home, spec.memory, r)
