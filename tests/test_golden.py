@@ -26,12 +26,17 @@ def test_golden_cases_exist_for_every_builtin_design():
 def test_golden_case_reproduces(path):
     case = json.loads(path.read_text())
     assert "expected" in case, f"{path.name}: run `archsim regress --update` to record it"
-    new = regress.figures(regress.run_case(case, str(path)))
+    result = regress.run_case(case, str(path))
+    new = regress.figures(result)
     assert regress.diff(case["expected"], new) == []
-    from archsim.core.identity import model_version
-
-    assert case.get("model_version") == model_version(regress.case_family(case)), \
+    assert result.identity["family"] == regress.case_family(case)
+    assert case.get("model_version") == regress.result_model_version(result), \
         f"{path.name}: recorded by another model version; run `archsim regress --update`"
+
+
+def test_serve_and_coe_have_golden_cases():
+    kinds = {k for p in CASES for k in json.loads(p.read_text())["workload"]}
+    assert {"serve", "coe"} <= kinds
 
 
 def test_regress_reports_a_changed_figure(tmp_path, monkeypatch):

@@ -16,6 +16,11 @@ the file was last updated on purpose::
                                              # or {"rdu": {"model": "llama2-7b", "phase":
                                              #     "decode", "sockets": 8, "fusion": ...}}
                                              #     (model graphs on a dataflow RDU)
+                                             # or {"serve": {"model": "gpt3-7b",
+                                             #     "requests": 200, ...}}
+                                             #     (archsim.api.serve options)
+                                             # or {"coe": {"experts": 150, ...}}
+                                             #     (archsim.api.coe options)
       "mapper": "greedy",
       "model_version": "graph-1",          # the family's model version that produced expected
       "expected": {"cycles": ..., "units": {...}, "memory": {...}, "energy_pj": ...}
@@ -55,7 +60,7 @@ def case_inputs(case: dict, source: str = "<case>"):
         raise UserError(f"{source}: unknown keys {sorted(unknown)}; expected {sorted(CASE_KEYS)}")
     design = load_design(case["design"], case.get("set", []))
     wl = case.get("workload") or {}
-    for key in ("spatial", "rdu"):                # model workloads of those families
+    for key in ("spatial", "rdu", "serve"):       # model workloads: (design, model, options)
         if key in wl:
             options = dict(wl[key])
             return design, options.pop("model"), options
@@ -79,7 +84,12 @@ def run_case(case: dict, source: str = "<case>"):
     """Simulate one golden case through :func:`archsim.api.simulate`; returns its result."""
     from archsim import api
 
+    wl = case.get("workload") or {}
+    if "coe" in wl:                               # the RDU node vs its DGX baseline
+        return api.coe(case["design"], overrides=tuple(case.get("set", [])), **wl["coe"])
     design, workload, options = case_inputs(case, source)
+    if "serve" in wl:
+        return api.serve(design, workload, **options)
     if api.family_for(design, workload).name == "graph":
         options["mapper"] = case.get("mapper", "greedy")
     elif "mapper" in case:
@@ -87,16 +97,53 @@ def run_case(case: dict, source: str = "<case>"):
     return api.simulate(design, workload, **options)
 
 
+def result_model_version(result) -> str:
+    """The model version a case's figures come from: its family's (``graph-3``), and for a
+    CoE result also its DGX baseline's (``rdu-1+graph-3``)."""
+    from archsim.core.identity import model_version
+
+    version = model_version(result.identity["family"])
+    if "baseline_model_version" in result.identity:
+        version += "+" + result.identity["baseline_model_version"]
+    return version
+
+
 def case_family(case: dict, source: str = "<case>") -> str:
     """The model family that answers a case (:func:`archsim.families.family_for`)."""
     from archsim.families import family_for
 
+    wl = case.get("workload") or {}
+    if "coe" in wl:
+        return "rdu"
+    if "serve" in wl:
+        return "graph"                  # the serving models are the graph family's
     design, workload, _ = case_inputs(case, source)
     return family_for(design, workload).name
 
 
+def _sig(x: float | None, digits: int = 12) -> float | None:
+    """``x`` to ``digits`` significant digits (float sums may differ in the last bits)."""
+    return None if x is None else float(f"{x:.{digits}g}")
+
+
 def figures(result) -> dict[str, Any]:
     """The regressed figures of a result."""
+    if hasattr(result, "baseline_switch_seconds"):    # CoE (archsim.experiments.coe)
+        return {"seconds": _sig(result.seconds), "baseline_seconds": _sig(result.baseline_seconds),
+                "switch_seconds": _sig(result.switch_seconds),
+                "baseline_switch_seconds": _sig(result.baseline_switch_seconds),
+                "hit_rate": _sig(result.hit_rate), "baseline_hit_rate": _sig(result.baseline_hit_rate),
+                "cache_experts": result.cache_experts,
+                "baseline_cache_experts": result.baseline_cache_experts,
+                "oom": result.oom, "baseline_oom": result.baseline_oom}
+    if hasattr(result, "config") and hasattr(result, "result"):   # serve (ServeRun)
+        r = result.result
+        return {"iterations": r.iterations, "preemptions": r.preemptions,
+                "output_tokens": r.output_tokens_total, "makespan_s": _sig(r.makespan_s),
+                "throughput_tokens_per_s": _sig(r.throughput_tokens_per_s),
+                "ttft_s": {k: _sig(v) for k, v in r.ttft_s.items()},
+                "tbt_s": {k: _sig(v) for k, v in r.tbt_s.items()},
+                "energy_j": _sig(r.energy_j), "peak_kv_tokens": r.peak_kv_tokens}
     if hasattr(result, "kernel_launches"):    # dataflow RDU (archsim.families.rdu.RduResult)
         return {
             "cycles": result.cycles,
@@ -168,7 +215,7 @@ def run_cases(golden_dir: Path, update: bool = False
     files = sorted(golden_dir.glob("*.json"))
     if not files:
         raise UserError(f"{golden_dir}: no golden case files (*.json)")
-    from archsim.core.identity import MODEL_VERSIONS, model_version
+    from archsim.core.identity import MODEL_VERSIONS
 
     out: dict[str, list[str]] = {}
     refused: dict[str, str] = {}
@@ -181,7 +228,7 @@ def run_cases(golden_dir: Path, update: bool = False
         new = figures(result)
         lines = diff(case.get("expected"), new)
         fam = result.identity["family"]
-        version = model_version(fam)
+        version = result_model_version(result)
         recorded = case.get("model_version")
         if recorded != version:
             lines.append(f"model_version: {recorded} -> {version}")
