@@ -21,7 +21,7 @@ from .evaluate import evaluate
 from .expr import FUNCTION_COSTS, FUNCTIONS, OP_KINDS, Access, BinOp, Call, Const, Expr, Neg
 from .generate import random_cascade
 from .models import ModelConfig, builtin_models, load_model, model_from_hf_config
-from .onnx_import import import_onnx
+from .onnx import import_onnx
 from .parse import parse_einsum, parse_expr, parse_index
 from .passes import passes
 from .transformer import (

@@ -2,7 +2,7 @@
 
 * :func:`decoder_block` -- one transformer decoder layer (a model graph of a small config);
 * :func:`resnet_like`, :func:`densenet_like`, :func:`inception_like` -- CNNs written as ONNX
-  models with ``onnx.helper`` and imported with :func:`dataflow.onnx_import.import_onnx`
+  models with ``onnx.helper`` and imported with :func:`dataflow.onnx.import_onnx`
   (residual adds, dense concatenations, parallel branches: the long-lived tensors that make
   scratchpad mapping hard);
 * :func:`random_dag` -- :func:`dataflow.random_cascade`;
@@ -77,7 +77,7 @@ class _Net:
 
 def resnet_like(blocks: int = 4, channels: int = 16, hw: int = 16, seed: int = 0):
     """A stem conv, then ``blocks`` residual blocks (conv-relu-conv, skip add, relu)."""
-    from dataflow.onnx_import import import_onnx
+    from dataflow.onnx import import_onnx
 
     n = _Net(f"resnet{blocks}", channels, hw, seed)
     x = n.op("Relu", [n.conv("x", channels, channels)])
@@ -92,7 +92,7 @@ def densenet_like(layers: int = 4, growth: int = 8, channels: int = 8, hw: int =
                   seed: int = 0):
     """A dense block: each layer convolves the concatenation of all earlier features (1x1
     bottleneck then 3x3) and adds ``growth`` channels."""
-    from dataflow.onnx_import import import_onnx
+    from dataflow.onnx import import_onnx
 
     n = _Net(f"densenet{layers}", channels, hw, seed)
     feats, width = ["x"], channels
@@ -109,7 +109,7 @@ def densenet_like(layers: int = 4, growth: int = 8, channels: int = 8, hw: int =
 def inception_like(modules: int = 2, channels: int = 16, hw: int = 16, seed: int = 0):
     """``modules`` inception modules: 1x1, 1x1-3x3, 1x1-3x3-3x3 and maxpool-1x1 branches,
     concatenated."""
-    from dataflow.onnx_import import import_onnx
+    from dataflow.onnx import import_onnx
 
     n = _Net(f"inception{modules}", channels, hw, seed)
     x, width = "x", channels

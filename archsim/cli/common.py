@@ -65,7 +65,7 @@ def load_model_workload(args):
         if value is not None and value <= 0:
             raise UserError(f"--{flag} must be a positive integer, found {value}")
     if args.model.endswith(".onnx"):
-        from dataflow.onnx_import import import_onnx
+        from dataflow.onnx import import_onnx
 
         if not Path(args.model).is_file():
             raise UserError(f"--model {args.model}: no such file")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dataflow import Cascade, CascadeError, FormatError, import_onnx
-from dataflow.onnx_import import SUPPORTED_OPS, import_onnx_detailed
+from dataflow.onnx import SUPPORTED_OPS, import_onnx_detailed
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper
